@@ -1,0 +1,23 @@
+"""Where flowmatch finds shipped weights and the real sample data."""
+from __future__ import annotations
+
+import os
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_DIR = os.path.dirname(PACKAGE_DIR)
+
+
+def weights_dir() -> str:
+    """Folder of shipped weights: $FLOWMATCH_WEIGHTS, else flowmatch/weights inside the package."""
+    return os.environ.get("FLOWMATCH_WEIGHTS") or os.path.join(PACKAGE_DIR, "weights")
+
+
+def weights_path(name: str) -> str:
+    """Path of a shipped weights file by its file name (it may not exist)."""
+    return os.path.join(weights_dir(), name)
+
+
+def real_data_dir() -> str | None:
+    """The real sample pairs (../shared/data/real beside the checkout, or $FLOWMATCH_REAL_DATA); None if absent."""
+    cand = os.environ.get("FLOWMATCH_REAL_DATA") or os.path.join(REPO_DIR, "..", "shared", "data", "real")
+    return os.path.abspath(cand) if os.path.isdir(cand) else None

@@ -1,0 +1,1 @@
+"""Subcommands of the `flowmatch` command, one module each (see flowmatch/cli.py)."""

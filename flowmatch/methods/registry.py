@@ -1,0 +1,164 @@
+"""The method registry: every flow method behind one signature.
+
+A method is a function ``run(img1, img2, *, device, **options) -> flow`` where img1, img2 are
+float32 arrays H×W×3 with values in [0, 255] (grayscale inputs are replicated to three channels)
+and flow is a float32 array H×W×2 in pixels, x (u) first, mapping img1 to img2.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InputError, MethodUnavailableError
+
+# Modules that register the built-in methods when imported (each calls `register`).
+BUILTIN_MODULES = (
+    "flowmatch.methods.classical",
+    "flowmatch.methods.flownet",
+    "flowmatch.methods.patchbatch",
+)
+
+# The project's methods from best to worst (measured; see README).  `best_method()` takes the first
+# one that can run here; `make demo` and `flowmatch.flow` use it by default.
+PREFERENCE = ("patchbatch-accurate", "patchbatch-fast", "flownetc", "flownets", "dis-medium")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    run: Callable[..., np.ndarray]
+    description: str
+    needs_extension: bool = False
+    needs_weights: bool = False
+    needs_gpu: bool = False
+    # Returns None when the method can run here, else the reason it cannot.
+    check: Callable[[], str | None] | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def unavailable_reason(self) -> str | None:
+        return self.check() if self.check is not None else None
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable_reason() is None
+
+
+_REGISTRY: dict[str, Method] = {}
+_loaded = False
+
+
+def register(method: Method) -> Method:
+    """Add a method (a later registration under the same name replaces the earlier one)."""
+    _REGISTRY[method.name] = method
+    return method
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:  # a real missing dependency inside the module: say so
+                raise
+
+
+def methods(available_only: bool = False) -> list[Method]:
+    """All registered methods (sorted by name); with available_only, only those that can run here."""
+    _load_builtins()
+    found = sorted(_REGISTRY.values(), key=lambda m: m.name)
+    return [m for m in found if m.available] if available_only else found
+
+
+def get_method(name: str) -> Method:
+    """The method called `name`; InputError listing the known names when there is none."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise InputError(f"unknown flow method {name!r}; known methods: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def best_method() -> str:
+    """Name of the best method that can run here (see PREFERENCE)."""
+    _load_builtins()
+    for name in PREFERENCE:
+        if name in _REGISTRY and _REGISTRY[name].available:
+            return name
+    for m in methods(available_only=True):
+        return m.name
+    raise MethodUnavailableError("no flow method can run here")
+
+
+def as_image(x: Any, name: str) -> np.ndarray:
+    """Validate one input frame and return it as float32 H×W×3 in [0, 255].
+
+    Accepts numpy arrays or torch tensors, H×W, H×W×1, H×W×3 (or 4, alpha dropped), uint8, uint16
+    (scaled to 0-255) or float (taken as [0, 255] when its max exceeds 1.5, else as [0, 1])."""
+    try:
+        import torch
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu()
+            if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3, 4):
+                x = x.permute(1, 2, 0)  # C×H×W -> H×W×C
+            x = x.numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    if x.ndim == 3 and x.shape[2] == 4:
+        x = x[..., :3]
+    if x.ndim == 3 and x.shape[2] == 1:
+        x = x[..., 0]
+    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] != 3):
+        raise InputError(f"{name} must be H×W or H×W×{{1,3,4}}, got shape {tuple(x.shape)}")
+    if x.shape[0] < 2 or x.shape[1] < 2:
+        raise InputError(f"{name} is {x.shape[1]}×{x.shape[0]} pixels; at least 2×2 is needed")
+    if x.dtype == np.uint8:
+        out = x.astype(np.float32)
+    elif x.dtype == np.uint16:
+        out = x.astype(np.float32) * (255.0 / 65535.0)
+    elif np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):
+        out = x.astype(np.float32)
+        if not np.isfinite(out).all():
+            raise InputError(f"{name} contains NaN or infinite values")
+        if out.size and out.max() <= 1.5:
+            out = out * 255.0
+    else:
+        raise InputError(f"{name} has unsupported dtype {x.dtype}")
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
+    return np.ascontiguousarray(out)
+
+
+def flow(img1: Any, img2: Any, method: str | None = None, device: str = "cpu", **options: Any) -> np.ndarray:
+    """Optical flow from img1 to img2.
+
+    Args:
+        img1, img2: frames, H×W or H×W×3 (numpy or torch; uint8, uint16 or float), same size.
+        method: a name from `flowmatch.methods()`; default: the best method available here.
+        device: "cpu" or "cuda" (methods that run on the GPU).
+        options: method-specific settings (see the method's `defaults`).
+    Returns:
+        float32 array H×W×2: flow in pixels, x (u) then y (v).
+    """
+    a, b = as_image(img1, "img1"), as_image(img2, "img2")
+    if a.shape != b.shape:
+        raise InputError(f"img1 and img2 differ in size: {a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]}")
+    m = get_method(method or best_method())
+    reason = m.unavailable_reason()
+    if reason is not None:
+        raise MethodUnavailableError(f"method {m.name!r} cannot run here: {reason}")
+    unknown = set(options) - set(m.defaults)
+    if unknown:
+        raise InputError(f"method {m.name!r} has no option(s) {sorted(unknown)}; it takes {sorted(m.defaults)}")
+    out = m.run(a, b, device=device, **{**m.defaults, **options})
+    out = np.asarray(out, dtype=np.float32)
+    if out.shape != a.shape[:2] + (2,):
+        raise RuntimeError(f"method {m.name!r} returned flow of shape {out.shape}, expected {a.shape[:2] + (2,)}")
+    return out

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project's virtual environment: pinned torch, the requirements,
+# and flowmatch itself in editable mode. Idempotent: a stamp file records what was installed,
+# so a second run with nothing changed returns in well under a second.
+#
+#   FLOWMATCH_TORCH=cpu  (default) torch==2.13.0, the CPU wheel
+#   FLOWMATCH_TORCH=cuda           torch==2.14.1, a CUDA 13 build (several GB)
+#   FLOWMATCH_TORCH="torch==X.Y.Z" any other pin
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+case "${FLOWMATCH_TORCH:-cpu}" in
+  cpu) TORCH_SPEC="torch==2.13.0" ;;
+  cuda) TORCH_SPEC="torch==2.14.1" ;;
+  *) TORCH_SPEC="$FLOWMATCH_TORCH" ;;
+esac
+PY=${PYTHON:-python3}
+key="$TORCH_SPEC $(cat requirements.txt setup.py | sha1sum | cut -c1-16)"
+stamp="$VENV/.flowmatch-setup"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+  exit 0
+fi
+echo "[setup] virtual environment $VENV with $TORCH_SPEC"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH_SPEC"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+# Editable install for the `flowmatch` command; the extension is built separately and
+# incrementally by `make build` (pip would rebuild it from scratch every time).
+FLOWMATCH_NO_EXT_BUILD=1 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+  --no-build-isolation --no-deps --config-settings editable_mode=compat -e .
+echo "$key" > "$stamp"
