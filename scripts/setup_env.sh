@@ -15,6 +15,8 @@ case "${FLOWMATCH_TORCH:-cpu}" in
   *) TORCH_SPEC="$FLOWMATCH_TORCH" ;;
 esac
 PY=${PYTHON:-python3}
+# pip warns about local wheel folders this machine kind does not have: keep the log readable.
+quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 key="$TORCH_SPEC $(cat requirements.txt setup.py | sha1sum | cut -c1-16)"
 stamp="$VENV/.flowmatch-setup"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
@@ -22,10 +24,10 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
 fi
 echo "[setup] virtual environment $VENV with $TORCH_SPEC"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH_SPEC"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH_SPEC"
+quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
 # Editable install for the `flowmatch` command; the extension is built separately and
 # incrementally by `make build` (pip would rebuild it from scratch every time).
-FLOWMATCH_NO_EXT_BUILD=1 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+FLOWMATCH_NO_EXT_BUILD=1 quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
   --no-build-isolation --no-deps --config-settings editable_mode=compat -e .
 echo "$key" > "$stamp"
