@@ -1,0 +1,245 @@
+"""Classical flow baselines from OpenCV, registered for comparison with the project's methods.
+
+Always present (plain OpenCV): DIS presets ``dis-ultrafast``, ``dis-fast``, ``dis-medium`` and
+``farneback``.  With opencv-contrib (``cv2.optflow``): ``deepflow``, ``dualtvl1``, ``pcaflow``;
+without it they are registered but report themselves unavailable.
+
+Every method takes float32 H×W×3 frames in [0, 255] (see registry.as_image) and returns float32
+H×W×2 flow in pixels, x (u) first, from img1 to img2.  They run on the CPU only.
+"""
+from __future__ import annotations
+
+import atexit
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, MethodUnavailableError
+from .registry import Method, register
+
+try:
+    import cv2
+except ImportError:  # pragma: no cover - opencv is a requirement, but say so clearly if absent
+    cv2 = None
+
+
+def _need_cv2() -> str | None:
+    return None if cv2 is not None else "OpenCV is not installed (pip install opencv-contrib-python-headless)"
+
+
+def _need_contrib() -> str | None:
+    if cv2 is None:
+        return _need_cv2()
+    if not hasattr(cv2, "optflow"):
+        return ("cv2.optflow is missing: install opencv-contrib-python-headless instead of "
+                "opencv-python(-headless) (only one OpenCV package may be installed)")
+    return None
+
+
+def _gray_u8(img: np.ndarray) -> np.ndarray:
+    """float32 H×W×3 in [0, 255] -> uint8 H×W (ITU-R 601 luma, what cv2.cvtColor uses)."""
+    g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+    return np.clip(np.rint(g), 0, 255).astype(np.uint8)
+
+
+def _cpu_only(name: str, device: str) -> None:
+    if device not in ("cpu", None):
+        raise InputError(f"method {name!r} runs on the CPU only; got device={device!r} (use device='cpu')")
+
+
+def _min_size(name: str, img: np.ndarray, minimum: int) -> None:
+    h, w = img.shape[:2]
+    if h < minimum or w < minimum:
+        raise InputError(f"method {name!r} needs frames of at least {minimum}×{minimum} pixels, got {w}×{h}")
+
+
+def _finish(flow: np.ndarray, name: str) -> np.ndarray:
+    flow = np.ascontiguousarray(flow, dtype=np.float32)
+    # OpenCV's variational methods can leave NaN where a pyramid level is degenerate; report zero
+    # motion there rather than poisoning every metric downstream.
+    if not np.isfinite(flow).all():
+        flow = np.nan_to_num(flow, nan=0.0, posinf=0.0, neginf=0.0)
+    return flow
+
+
+# --- DIS ------------------------------------------------------------------------------------------
+
+_DIS_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}  # cv2.DISOPTICAL_FLOW_PRESET_*
+
+
+def _make_dis(preset: str):
+    def run(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu",
+            variational_refinement: bool | None = None) -> np.ndarray:
+        name = f"dis-{preset}"
+        _cpu_only(name, device)
+        _min_size(name, img1, 8)
+        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
+        if variational_refinement is not None:
+            dis.setVariationalRefinementIterations(5 if variational_refinement else 0)
+        return _finish(dis.calc(_gray_u8(img1), _gray_u8(img2), None), name)
+
+    return run
+
+
+# --- Farneback ------------------------------------------------------------------------------------
+
+def _farneback(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", pyr_scale: float = 0.5,
+               levels: int = 5, winsize: int = 15, iterations: int = 3, poly_n: int = 5,
+               poly_sigma: float = 1.2) -> np.ndarray:
+    _cpu_only("farneback", device)
+    _min_size("farneback", img1, 8)
+    # Pyramid levels below ~8 px carry no information and make Farneback unstable: cap them.
+    m = min(img1.shape[:2])
+    levels = int(max(1, min(levels, np.floor(np.log(m / 8.0) / np.log(1.0 / pyr_scale)) + 1)))
+    flow = cv2.calcOpticalFlowFarneback(_gray_u8(img1), _gray_u8(img2), None, pyr_scale, levels,
+                                        winsize, iterations, poly_n, poly_sigma, 0)
+    return _finish(flow, "farneback")
+
+
+# --- contrib methods ------------------------------------------------------------------------------
+
+def _deepflow(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu") -> np.ndarray:
+    _cpu_only("deepflow", device)
+    _min_size("deepflow", img1, 16)
+    algo = cv2.optflow.createOptFlow_DeepFlow()
+    return _finish(algo.calc(_gray_u8(img1), _gray_u8(img2), None), "deepflow")
+
+
+def _pcaflow(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu") -> np.ndarray:
+    _cpu_only("pcaflow", device)
+    _min_size("pcaflow", img1, 32)
+    algo = cv2.optflow.createOptFlow_PCAFlow()
+    return _finish(algo.calc(_gray_u8(img1), _gray_u8(img2), None), "pcaflow")
+
+
+# DualTVL1 crashed the whole process (heap corruption, "corrupted double-linked list") on a 50×50
+# image on this machine kind.  A native crash cannot be caught in Python, so by default the solver
+# runs in a small child process that imports only numpy and cv2: if it dies, we raise and restart it.
+_TVL1_CHILD = r"""
+import sys, numpy as np, cv2
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+def read_exact(n):
+    data = inp.read(n)
+    if len(data) != n:
+        raise EOFError
+    return data
+while True:
+    try:
+        h, w = np.frombuffer(read_exact(8), np.int32)
+    except EOFError:
+        break
+    a = np.frombuffer(read_exact(h * w), np.uint8).reshape(h, w)
+    b = np.frombuffer(read_exact(h * w), np.uint8).reshape(h, w)
+    p = np.frombuffer(read_exact(48), np.float64)
+    algo = cv2.optflow.DualTVL1OpticalFlow_create()
+    algo.setScalesNumber(int(p[0])); algo.setWarpingsNumber(int(p[1])); algo.setLambda(float(p[2]))
+    algo.setTau(float(p[3])); algo.setTheta(float(p[4])); algo.setEpsilon(float(p[5]))
+    flow = np.ascontiguousarray(algo.calc(a, b, None), dtype=np.float32)
+    out.write(flow.tobytes())
+    out.flush()
+"""
+
+
+class _Tvl1Worker:
+    """One persistent child process running DualTVL1 (restarted after a crash)."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    def _start(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            # stderr goes to a temporary file (a pipe nobody reads could fill up and block).
+            self._stderr = tempfile.TemporaryFile()
+            self._proc = subprocess.Popen([sys.executable, "-c", _TVL1_CHILD], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=self._stderr)
+        return self._proc
+
+    def run(self, a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """DualTVL1 flow (H×W×2 float32) for uint8 H×W frames a, b; params as in _TVL1_CHILD."""
+        h, w = a.shape
+        with self._lock:
+            proc = self._start()
+            msg = (np.array([h, w], np.int32).tobytes() + np.ascontiguousarray(a).tobytes()
+                   + np.ascontiguousarray(b).tobytes() + params.astype(np.float64).tobytes())
+            try:
+                proc.stdin.write(msg)
+                proc.stdin.flush()
+                n = h * w * 2 * 4
+                data = proc.stdout.read(n)
+                if len(data) != n:
+                    raise EOFError("short read")
+                return np.frombuffer(data, np.float32).reshape(h, w, 2).copy()
+            except (BrokenPipeError, EOFError, OSError) as exc:
+                proc.kill()
+                proc.wait()
+                self._stderr.seek(0)
+                err = self._stderr.read().decode(errors="replace").strip().splitlines()[-2:]
+                self._proc = None
+                raise MethodUnavailableError(
+                    f"dualtvl1: OpenCV's DualTVL1 crashed in its worker process on a {w}×{h} frame "
+                    f"(exit code {proc.returncode}; {' | '.join(err) or exc}); try another method, "
+                    f"or isolate=False to run it in-process") from None
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
+
+
+_tvl1_worker = _Tvl1Worker()
+
+
+def _dualtvl1(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", scales: int = 5,
+              warps: int = 5, lambda_: float = 0.15, tau: float = 0.25, theta: float = 0.3,
+              epsilon: float = 0.01, isolate: bool = True) -> np.ndarray:
+    _cpu_only("dualtvl1", device)
+    _min_size("dualtvl1", img1, 16)
+    # Keep the coarsest pyramid level at 16 px or more (OpenCV halves per scale).
+    m = min(img1.shape[:2])
+    scales = int(max(1, min(scales, int(np.floor(np.log2(m / 16.0))) + 1)))
+    a, b = _gray_u8(img1), _gray_u8(img2)
+    if isolate:
+        params = np.array([scales, warps, lambda_, tau, theta, epsilon], dtype=np.float64)
+        flow = _tvl1_worker.run(a, b, params)
+    else:
+        algo = cv2.optflow.DualTVL1OpticalFlow_create()
+        algo.setScalesNumber(scales)
+        algo.setWarpingsNumber(warps)
+        algo.setLambda(lambda_)
+        algo.setTau(tau)
+        algo.setTheta(theta)
+        algo.setEpsilon(epsilon)
+        flow = algo.calc(a, b, None)
+    return _finish(flow, "dualtvl1")
+
+
+def _defaults(fn: Any) -> dict[str, Any]:
+    """Keyword defaults of a run function except `device` (the registry's option list)."""
+    kw = dict(fn.__kwdefaults__ or {})
+    kw.pop("device", None)
+    return kw
+
+
+for _preset, _desc in (("ultrafast", "fastest, coarsest"), ("fast", "fast"), ("medium", "slower, finer")):
+    _fn = _make_dis(_preset)
+    register(Method(name=f"dis-{_preset}", run=_fn, check=_need_cv2, defaults=_defaults(_fn),
+                    description=f"OpenCV DIS optical flow, preset {_preset} ({_desc}); CPU"))
+
+register(Method(name="farneback", run=_farneback, check=_need_cv2, defaults=_defaults(_farneback),
+                description="OpenCV Farneback polynomial-expansion flow; CPU"))
+register(Method(name="deepflow", run=_deepflow, check=_need_contrib, defaults=_defaults(_deepflow),
+                description="DeepFlow variational flow (cv2.optflow, opencv-contrib); CPU, slow"))
+register(Method(name="dualtvl1", run=_dualtvl1, check=_need_contrib, defaults=_defaults(_dualtvl1),
+                description="TV-L1 flow (cv2.optflow, opencv-contrib), run in a child process; CPU, slow"))
+register(Method(name="pcaflow", run=_pcaflow, check=_need_contrib, defaults=_defaults(_pcaflow),
+                description="PCA-Flow sparse-to-dense (cv2.optflow, opencv-contrib); CPU"))
