@@ -1,0 +1,371 @@
+"""Reading and writing flow fields, images and masks.
+
+Flow is a float32 numpy array H×W×2 in pixels, x (u) first, plus a bool H×W `valid` mask.
+Formats (chosen by file extension in `read_flow` / `write_flow`):
+
+- ``.flo`` Middlebury: float32 tag 202021.25, int32 width, int32 height, then row-major
+  interleaved (u, v) float32, little-endian.  Components with |x| > 1e9 (or NaN) mean "unknown".
+- ``.png`` KITTI: 16-bit RGB, u = (R - 2^15) / 64, v = (G - 2^15) / 64, valid = B > 0.
+- ``.pfm`` Portable float map: "PF" (3 channels) or "Pf" (1 channel), width height, scale
+  (negative = little-endian), rows stored bottom to top.  Flow uses the first two channels.
+
+Every reader checks the header against the file length *before* allocating, and raises
+FlowFormatError naming the path and the problem.  Every writer goes through
+flowmatch._atomic, so an interrupted write leaves the previous file untouched.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import IO, Any
+
+import numpy as np
+
+from ._atomic import atomic_open
+from .errors import FlowFormatError, InputError
+
+FLO_TAG = 202021.25
+FLO_UNKNOWN = 1e10          # what we write for invalid pixels (readers treat |x| > 1e9 as unknown)
+FLO_UNKNOWN_THRESHOLD = 1e9
+KITTI_SCALE = 64.0
+KITTI_OFFSET = 2.0 ** 15
+IMAGE_EXTENSIONS = (".png", ".ppm", ".pgm", ".pnm", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _file_size(path: str | os.PathLike) -> int:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FlowFormatError(f"{path!r} does not exist")
+    if not os.path.isfile(path):
+        raise FlowFormatError(f"{path!r} is not a regular file")
+    return os.path.getsize(path)
+
+
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    _file_size(path)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise FlowFormatError(f"cannot read {os.fspath(path)!r}: {exc}") from exc
+
+
+def _as_numpy(x: Any, name: str) -> np.ndarray:
+    """numpy view of an array-like or a (CPU or GPU) torch tensor."""
+    if type(x).__module__.startswith("torch"):
+        x = x.detach().cpu().numpy()
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    return x
+
+
+def _check_flow(flow: Any, name: str = "flow") -> np.ndarray:
+    """Validate an H×W×2 flow array (numpy or torch) and return it as float32 numpy."""
+    flow = _as_numpy(flow, name)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise InputError(f"{name} must be H×W×2 (x then y, pixels), got shape {tuple(flow.shape)}")
+    if flow.shape[0] < 1 or flow.shape[1] < 1:
+        raise InputError(f"{name} is empty: shape {tuple(flow.shape)}")
+    if not (np.issubdtype(flow.dtype, np.floating) or np.issubdtype(flow.dtype, np.integer)):
+        raise InputError(f"{name} must be a float array, got dtype {flow.dtype}")
+    return flow.astype(np.float32, copy=False)
+
+
+def _check_valid(valid: Any, shape: tuple[int, int], name: str = "valid") -> np.ndarray:
+    """An H×W bool mask (any dtype; nonzero = True); all True when `valid` is None."""
+    if valid is None:
+        return np.ones(shape, dtype=bool)
+    valid = _as_numpy(valid, name)
+    if valid.shape != tuple(shape):
+        raise InputError(f"{name} must be H×W = {shape}, got shape {tuple(valid.shape)}")
+    return valid.astype(bool, copy=False)
+
+
+def _ext(path: str | os.PathLike) -> str:
+    return os.path.splitext(os.fspath(path))[1].lower()
+
+
+# ----------------------------------------------------------------------------- .flo
+
+def read_flo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a Middlebury .flo file.
+
+    Returns:
+        flow: float32 H×W×2, pixels, x (u) first; unknown pixels are set to 0.
+        valid: bool H×W, False where either component is unknown (|x| > 1e9 or NaN).
+    """
+    path = os.fspath(path)
+    size = _file_size(path)
+    if size < 12:
+        raise FlowFormatError(f"{path!r} is not a .flo file: {size} bytes, shorter than the 12-byte header")
+    with open(path, "rb") as fh:
+        header = fh.read(12)
+        tag = np.frombuffer(header, dtype="<f4", count=1)[0]
+        width, height = (int(v) for v in np.frombuffer(header, dtype="<i4", count=2, offset=4))
+        if tag != np.float32(FLO_TAG):
+            raise FlowFormatError(f"{path!r} is not a .flo file: tag {tag!r}, expected {FLO_TAG} "
+                                  "(wrong format, or a big-endian file)")
+        if width < 1 or height < 1:
+            raise FlowFormatError(f"{path!r} has an invalid .flo size {width}×{height}")
+        expected = 12 + 8 * width * height
+        if size != expected:
+            raise FlowFormatError(f"{path!r}: header says {width}×{height} ({expected} bytes) but the file has "
+                                  f"{size} bytes (truncated or corrupt)")
+        data = np.fromfile(fh, dtype="<f4", count=2 * width * height)
+    if data.size != 2 * width * height:  # the file shrank while we read it
+        raise FlowFormatError(f"{path!r} is truncated")
+    flow = data.reshape(height, width, 2).astype(np.float32)
+    known = np.isfinite(flow) & (np.abs(flow) <= FLO_UNKNOWN_THRESHOLD)
+    valid = known.all(axis=2)
+    flow[~valid] = 0.0
+    return flow, valid
+
+
+def _encode_flo(fh: IO[bytes], flow: np.ndarray) -> None:
+    h, w = flow.shape[:2]
+    fh.write(np.array([FLO_TAG], dtype="<f4").tobytes())
+    fh.write(np.array([w, h], dtype="<i4").tobytes())
+    fh.write(np.ascontiguousarray(flow, dtype="<f4").tobytes())
+
+
+def write_flo(path: str | os.PathLike, flow: Any, valid: Any = None) -> None:
+    """Write flow (H×W×2 float, pixels, x first) as Middlebury .flo, atomically.
+
+    Pixels where `valid` (H×W bool) is False are stored as 1e10 ("unknown")."""
+    flow = _check_flow(flow)
+    valid = _check_valid(valid, flow.shape[:2])
+    _check_finite_where_valid(flow, valid, path)
+    out = flow.copy()
+    out[~valid] = FLO_UNKNOWN
+    with atomic_open(path, "wb") as fh:
+        _encode_flo(fh, out)
+
+
+def _check_finite_where_valid(flow: np.ndarray, valid: np.ndarray, path: Any) -> None:
+    if not np.isfinite(flow[valid]).all():
+        raise InputError(f"flow to be written to {os.fspath(path)!r} has NaN/inf at pixels marked valid; "
+                         "pass valid=False for them")
+
+
+# ----------------------------------------------------------------------------- KITTI PNG
+
+def _decode_image_bytes(data: bytes, path: str) -> np.ndarray:
+    import cv2
+
+    if not data:
+        raise FlowFormatError(f"{path!r} is empty")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise FlowFormatError(f"{path!r} cannot be decoded as an image: {exc}") from exc
+    if img is None:
+        raise FlowFormatError(f"{path!r} cannot be decoded as an image (corrupt or unsupported format)")
+    return img
+
+
+def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a KITTI flow PNG (16-bit RGB: u = (R - 2^15)/64, v = (G - 2^15)/64, valid = B > 0).
+
+    Returns flow (float32 H×W×2, pixels, x first; 0 where invalid) and valid (bool H×W)."""
+    path = os.fspath(path)
+    img = _decode_image_bytes(_read_bytes(path), path)
+    if img.dtype != np.uint16 or img.ndim != 3 or img.shape[2] != 3:
+        raise FlowFormatError(f"{path!r} is not a KITTI flow PNG: expected 16-bit 3-channel, got dtype "
+                              f"{img.dtype} with shape {img.shape}")
+    # OpenCV gives B, G, R.
+    valid = img[..., 0] > 0
+    flow = np.empty(img.shape[:2] + (2,), dtype=np.float32)
+    flow[..., 0] = (img[..., 2].astype(np.float32) - KITTI_OFFSET) / KITTI_SCALE
+    flow[..., 1] = (img[..., 1].astype(np.float32) - KITTI_OFFSET) / KITTI_SCALE
+    flow[~valid] = 0.0
+    return flow, valid
+
+
+def _encode_png(fh: IO[bytes], img: np.ndarray, ext: str = ".png") -> None:
+    """Encode an OpenCV-ordered (BGR) image and write it to fh."""
+    import cv2
+
+    ok, buf = cv2.imencode(ext, img)
+    if not ok:
+        raise FlowFormatError(f"OpenCV could not encode a {img.dtype} {img.shape} image as {ext}")
+    fh.write(buf.tobytes())
+
+
+def write_kitti_flow(path: str | os.PathLike, flow: Any, valid: Any = None) -> None:
+    """Write flow (H×W×2, pixels, x first) as a KITTI 16-bit PNG, atomically.
+
+    Values are rounded to 1/64 px and clipped to the representable range [-512, 512) px, as the
+    KITTI devkit does; pixels with valid False get B = 0 (and u = v = 0)."""
+    flow = _check_flow(flow)
+    valid = _check_valid(valid, flow.shape[:2])
+    _check_finite_where_valid(flow, valid, path)
+    enc = np.where(valid[..., None], flow, 0.0) * KITTI_SCALE + KITTI_OFFSET
+    enc = np.clip(np.rint(enc), 0, 65535).astype(np.uint16)
+    bgr = np.stack([valid.astype(np.uint16), enc[..., 1], enc[..., 0]], axis=2)
+    with atomic_open(path, "wb") as fh:
+        _encode_png(fh, bgr)
+
+
+# ----------------------------------------------------------------------------- PFM
+
+_PFM_HEADER = re.compile(rb"(P[Ff])\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s")
+
+
+def read_pfm(path: str | os.PathLike) -> np.ndarray:
+    """Read a PFM file: float32 H×W (``Pf``) or H×W×3 (``PF``), rows top to bottom."""
+    path = os.fspath(path)
+    size = _file_size(path)
+    with open(path, "rb") as fh:
+        head = fh.read(256)  # the header is three short text lines
+        m = _PFM_HEADER.match(head)
+        if m is None:
+            raise FlowFormatError(f"{path!r} is not a PFM file: the header must be 'PF' or 'Pf', "
+                                  "width height, scale")
+        channels = 3 if m.group(1) == b"PF" else 1
+        width, height = int(m.group(2)), int(m.group(3))
+        try:
+            scale = float(m.group(4))
+        except ValueError:
+            raise FlowFormatError(f"{path!r}: bad PFM scale {m.group(4)!r}") from None
+        if width < 1 or height < 1 or scale == 0 or not np.isfinite(scale):
+            raise FlowFormatError(f"{path!r}: invalid PFM header (size {width}×{height}, scale {scale})")
+        offset = m.end()
+        expected = offset + 4 * channels * width * height
+        if size != expected:
+            raise FlowFormatError(f"{path!r}: PFM header says {width}×{height}×{channels} ({expected} bytes) but "
+                                  f"the file has {size} bytes (truncated or corrupt)")
+        fh.seek(offset)
+        data = np.fromfile(fh, dtype="<f4" if scale < 0 else ">f4", count=channels * width * height)
+    if data.size != channels * width * height:
+        raise FlowFormatError(f"{path!r} is truncated")
+    shape = (height, width, 3) if channels == 3 else (height, width)
+    return np.ascontiguousarray(data.reshape(shape)[::-1]).astype(np.float32)
+
+
+def _encode_pfm(fh: IO[bytes], arr: np.ndarray) -> None:
+    h, w = arr.shape[:2]
+    kind = b"PF" if arr.ndim == 3 else b"Pf"
+    fh.write(kind + b"\n" + f"{w} {h}\n".encode() + b"-1.0\n")
+    fh.write(np.ascontiguousarray(arr[::-1], dtype="<f4").tobytes())
+
+
+def write_pfm(path: str | os.PathLike, arr: Any) -> None:
+    """Write a float array H×W, H×W×2 (padded with a zero third channel) or H×W×3 as little-endian
+    PFM, atomically."""
+    arr = _as_numpy(arr, "arr")
+    if arr.ndim == 3 and arr.shape[2] == 2:
+        arr = np.concatenate([arr, np.zeros(arr.shape[:2] + (1,), dtype=arr.dtype)], axis=2)
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)) or 0 in arr.shape:
+        raise InputError(f"arr must be H×W, H×W×2 or H×W×3 to be written as PFM, got shape {tuple(arr.shape)}")
+    with atomic_open(path, "wb") as fh:
+        _encode_pfm(fh, arr.astype(np.float32, copy=False))
+
+
+def read_pfm_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Flow from a 3-channel PFM (first two channels, as in FlyingThings3D); valid = finite."""
+    arr = read_pfm(path)
+    if arr.ndim != 3:
+        raise FlowFormatError(f"{os.fspath(path)!r} is a single-channel PFM; flow needs a 3-channel 'PF' file")
+    flow = np.ascontiguousarray(arr[..., :2])
+    valid = np.isfinite(flow).all(axis=2)
+    flow[~valid] = 0.0
+    return flow, valid
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+def read_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read flow by extension (.flo, .png = KITTI, .pfm).
+
+    Returns flow (float32 H×W×2, pixels, x (u) first; 0 where unknown) and valid (bool H×W)."""
+    ext = _ext(path)
+    if ext == ".flo":
+        return read_flo(path)
+    if ext == ".png":
+        return read_kitti_flow(path)
+    if ext == ".pfm":
+        return read_pfm_flow(path)
+    raise FlowFormatError(f"{os.fspath(path)!r}: unknown flow file extension {ext!r}; use .flo, .png (KITTI) or .pfm")
+
+
+def write_flow(path: str | os.PathLike, flow: Any, valid: Any = None) -> None:
+    """Write flow (H×W×2, pixels, x first) by extension (.flo, .png = KITTI, .pfm), atomically.
+
+    Pixels with valid False are stored as unknown (.flo: 1e10, .png: B = 0, .pfm: NaN)."""
+    ext = _ext(path)
+    if ext == ".flo":
+        write_flo(path, flow, valid)
+    elif ext == ".png":
+        write_kitti_flow(path, flow, valid)
+    elif ext == ".pfm":
+        flow = _check_flow(flow)
+        valid = _check_valid(valid, flow.shape[:2])
+        _check_finite_where_valid(flow, valid, path)
+        write_pfm(path, np.where(valid[..., None], flow, np.float32(np.nan)))
+    else:
+        raise FlowFormatError(f"{os.fspath(path)!r}: unknown flow file extension {ext!r}; "
+                              "use .flo, .png (KITTI) or .pfm")
+
+
+# ----------------------------------------------------------------------------- images and masks
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as stored: H×W (gray) or H×W×3 (RGB order), uint8 or uint16.
+
+    An alpha channel is dropped.  PFM files are returned as float32."""
+    path = os.fspath(path)
+    if _ext(path) == ".pfm":
+        return read_pfm(path)
+    img = _decode_image_bytes(_read_bytes(path), path)
+    if img.dtype not in (np.uint8, np.uint16):
+        raise FlowFormatError(f"{path!r} has unsupported pixel type {img.dtype}; expected 8 or 16 bit")
+    if img.ndim == 3:
+        if img.shape[2] == 1:
+            img = img[..., 0]
+        elif img.shape[2] in (3, 4):
+            img = np.ascontiguousarray(img[..., 2::-1])  # BGR(A) -> RGB
+        else:
+            raise FlowFormatError(f"{path!r} has {img.shape[2]} channels; expected 1, 3 or 4")
+    return img
+
+
+def write_image(path: str | os.PathLike, img: Any) -> None:
+    """Write an image (H×W, H×W×1 or H×W×3 RGB; uint8 or uint16 for PNG/TIFF) atomically,
+    format by extension (.png, .ppm, .jpg, ...)."""
+    path = os.fspath(path)
+    img = _as_numpy(img, "img")
+    ext = _ext(path)
+    if ext not in IMAGE_EXTENSIONS:
+        raise InputError(f"{path!r}: unknown image extension {ext!r}; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)) or 0 in img.shape:
+        raise InputError(f"img must be H×W or H×W×3, got shape {tuple(img.shape)}")
+    if img.dtype == np.bool_:
+        img = img.astype(np.uint8) * 255
+    if img.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"img must be uint8 or uint16, got {img.dtype} (convert floats with np.clip(...).astype)")
+    if img.ndim == 3:
+        img = np.ascontiguousarray(img[..., ::-1])  # RGB -> BGR for OpenCV
+    with atomic_open(path, "wb") as fh:
+        _encode_png(fh, img, ext)
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask image (e.g. Sintel occlusions/ or invalid/) as bool H×W: nonzero = True.
+
+    For multi-channel images a pixel is True when any channel is nonzero."""
+    img = read_image(path)
+    mask = img != 0
+    return mask.any(axis=2) if mask.ndim == 3 else mask
+
+
+def write_mask(path: str | os.PathLike, mask: Any) -> None:
+    """Write a bool H×W mask as an 8-bit PNG (True = 255), atomically."""
+    mask = _as_numpy(mask, "mask")
+    if mask.ndim != 2:
+        raise InputError(f"mask must be H×W, got shape {tuple(mask.shape)}")
+    write_image(path, (mask != 0).astype(np.uint8) * 255)
