@@ -1,0 +1,347 @@
+"""Training utilities shared by the FlowNet and PatchBatch trainers.
+
+- `init_distributed` / `DistInfo`: single process or torchrun (DistributedDataParallel; gloo on
+  CPU, nccl on GPU), with `all_reduce_mean` and `barrier` that are no-ops in a single process.
+- LR schedules: `step_decay_schedule` (the FlowNet paper's: constant, then halved every N steps,
+  with an optional linear warm-up) as a function step -> learning rate; `set_lr`.
+- `Progress`: a tqdm bar (main process only) showing running loss/EPE; `ScalarLogger`:
+  TensorBoard scalars when the tensorboard package is installed, else nothing.
+- Checkpoints: `save_training_state` / `load_training_state` on top of flowmatch.checkpoint
+  (model, optimizer, step, RNG state, written atomically), `checkpoint_path`, `latest_checkpoint`
+  and `prune_checkpoints` for "checkpoint every N steps, resume from the last complete one".
+- `rng_state` / `set_rng_state`: Python, NumPy and torch (CPU and CUDA) generators.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_checkpoint, load_state_into, save_checkpoint
+from ..errors import CheckpointError, InputError
+
+# ---------------------------------------------------------------------------------------------
+# distributed
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a (possibly single-process) training job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str = "auto", backend: str | None = None) -> DistInfo:
+    """Set up the process group when launched by torchrun (WORLD_SIZE > 1), else a single process.
+
+    device: "auto" (cuda:LOCAL_RANK when a GPU is visible, else cpu), "cpu" or "cuda".
+    backend: default "nccl" on GPU, "gloo" on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise InputError("device='cuda' was asked for but no CUDA device is visible; use --device cpu")
+    dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend or ("nccl" if use_cuda else "gloo"))
+    return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
+
+
+def cleanup_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def all_reduce_mean(value: torch.Tensor | float, info: DistInfo) -> torch.Tensor:
+    """Mean of a scalar/tensor over all ranks (the value itself in a single process)."""
+    t = value.detach().clone() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+    if info.distributed:
+        import torch.distributed as dist
+
+        t = t.to(info.device if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t = t / info.world_size
+    return t
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """DistributedDataParallel around `model` when distributed, else the model itself."""
+    if not info.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside a DDP/compiled wrapper (for state dicts)."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
+
+
+def shard(indices: list[int], info: DistInfo) -> list[int]:
+    """This rank's share of a global batch: rank r takes items r, r+W, r+2W, ...
+
+    Every rank sees the same global order (seeded by step), so a run with W processes and batch
+    B·W per step sees exactly the samples a single process with batch B·W sees."""
+    return indices[info.rank::info.world_size]
+
+
+# ---------------------------------------------------------------------------------------------
+# learning-rate schedules
+
+
+def step_decay_schedule(base_lr: float, decay_start: int, decay_every: int, factor: float = 0.5,
+                        warmup_steps: int = 0, warmup_start_lr: float | None = None) -> Callable[[int], float]:
+    """lr(step): linear warm-up from warmup_start_lr to base_lr over warmup_steps, constant until
+    decay_start, then multiplied by `factor` every decay_every steps (FlowNet: 1e-4, halved every
+    100k after 300k; FlowNetC warms up from 1e-6 over the first 10k)."""
+    if base_lr <= 0 or decay_every <= 0 or decay_start < 0 or warmup_steps < 0 or not 0 < factor <= 1:
+        raise InputError(f"bad schedule: base_lr={base_lr}, decay_start={decay_start}, "
+                         f"decay_every={decay_every}, factor={factor}, warmup_steps={warmup_steps}")
+    start = base_lr if warmup_start_lr is None else float(warmup_start_lr)
+
+    def lr(step: int) -> float:
+        if step < warmup_steps:
+            return start + (base_lr - start) * step / warmup_steps
+        if step < decay_start:
+            return base_lr
+        return base_lr * factor ** ((step - decay_start) // decay_every + 1)
+
+    return lr
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+# ---------------------------------------------------------------------------------------------
+# progress and logging
+
+
+class Progress:
+    """A tqdm progress bar over steps [start, total) with smoothed scalars in its postfix.
+
+    Only the main process shows it; `update(**scalars)` advances one step."""
+
+    def __init__(self, total: int, start: int = 0, desc: str = "train", enabled: bool = True,
+                 smoothing: float = 0.9) -> None:
+        self._bar = None
+        self._avg: dict[str, float] = {}
+        self._smoothing = smoothing
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=start, desc=desc, dynamic_ncols=True, leave=True)
+
+    def update(self, **scalars: float) -> dict[str, float]:
+        for k, v in scalars.items():
+            v = float(v)
+            self._avg[k] = v if k not in self._avg else self._smoothing * self._avg[k] + (1 - self._smoothing) * v
+        if self._bar is not None:
+            self._bar.set_postfix({k: f"{v:.4g}" for k, v in self._avg.items()}, refresh=False)
+            self._bar.update(1)
+        return dict(self._avg)
+
+    @property
+    def averages(self) -> dict[str, float]:
+        return dict(self._avg)
+
+    def write(self, msg: str) -> None:
+        if self._bar is not None:
+            self._bar.write(msg)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class ScalarLogger:
+    """TensorBoard scalars under `logdir` when tensorboard is installed (main process only)."""
+
+    def __init__(self, logdir: str | None, enabled: bool = True) -> None:
+        self._writer = None
+        if logdir and enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard not installed: scalars are simply not written
+                return
+            self._writer = SummaryWriter(logdir)
+
+    @property
+    def active(self) -> bool:
+        return self._writer is not None
+
+    def scalars(self, step: int, **values: float) -> None:
+        if self._writer is not None:
+            for k, v in values.items():
+                self._writer.add_scalar(k, float(v), step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# RNG state
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy (legacy global) and torch generator states, storable in a checkpoint."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": {"version": py[0], "state": torch.tensor(py[1], dtype=torch.int64), "gauss": py[2]},
+        "numpy": {"kind": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    try:
+        py = state["python"]
+        random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+        n = state["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+        torch.set_rng_state(state["torch"].to(torch.uint8))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([t.to(torch.uint8) for t in state["cuda"]])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint has a corrupt RNG state: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+_CKPT_RE = re.compile(r"^step_(\d+)\.safetensors$")
+
+
+def checkpoint_path(folder: str | os.PathLike, step: int) -> str:
+    """<folder>/step_<step, 8 digits>.safetensors"""
+    return os.path.join(os.fspath(folder), f"step_{step:08d}.safetensors")
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[tuple[int, str]]:
+    """(step, path) of every complete checkpoint in `folder`, oldest first.  Temporary files of
+    an interrupted write (hidden ".step_*.tmp*") never match."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in os.listdir(folder):
+        m = _CKPT_RE.match(name)
+        if m:
+            found.append((int(m.group(1)), os.path.join(folder, name)))
+    return sorted(found)
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> str | None:
+    found = list_checkpoints(folder)
+    return found[-1][1] if found else None
+
+
+def prune_checkpoints(folder: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints (keep <= 0 keeps all)."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(folder)[:-keep]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def save_training_state(path: str | os.PathLike, kind: str, config: dict[str, Any], model: torch.nn.Module,
+                        optimizer: torch.optim.Optimizer | None, step: int,
+                        extra: dict[str, Any] | None = None, include_rng: bool = True) -> None:
+    """Write model + optimizer + step (+ RNG state, + `extra`) atomically as one safetensors file."""
+    payload: dict[str, Any] = {"step": int(step)}
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    if include_rng:
+        payload["rng"] = rng_state()
+    if extra:
+        payload["user"] = extra
+    save_checkpoint(path, kind, config, unwrap(model).state_dict(), payload)
+
+
+def load_training_state(path: str | os.PathLike, kind: str | tuple[str, ...], model: torch.nn.Module,
+                        optimizer: torch.optim.Optimizer | None = None, restore_rng: bool = True,
+                        config: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """Load a checkpoint from save_training_state into `model` (and `optimizer`); returns
+    (step, extra).  With `config`, a checkpoint of another configuration is a CheckpointError
+    saying which settings differ.  Restores the RNG state when stored and restore_rng."""
+    ckpt = load_checkpoint(path, kind)
+    if config is not None:
+        diff = {k: (ckpt.config.get(k), v) for k, v in config.items() if ckpt.config.get(k) != v}
+        if diff:
+            raise CheckpointError(f"checkpoint {os.fspath(path)!r} was trained with another configuration "
+                                  f"(setting: checkpoint vs now) {diff}; start a new run folder or match the settings")
+    load_state_into(unwrap(model), ckpt.model, source=f"checkpoint {os.fspath(path)!r}")
+    extra = ckpt.extra or {}
+    if optimizer is not None:
+        if "optimizer" not in extra:
+            raise CheckpointError(f"checkpoint {os.fspath(path)!r} has no optimizer state; it cannot resume training")
+        try:
+            optimizer.load_state_dict(extra["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"optimizer state in {os.fspath(path)!r} does not fit: {exc}") from exc
+    if restore_rng and "rng" in extra:
+        set_rng_state(extra["rng"])
+    return int(extra.get("step", 0)), extra.get("user", {})
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h:d}:{m:02d}:{s:02d}"
