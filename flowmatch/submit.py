@@ -1,0 +1,142 @@
+"""Benchmark submissions: test-set flow in each benchmark's upload structure.
+
+- Sintel: <out>/{clean,final}/<scene>/frame_XXXX.flo, one per frame but the last of each scene,
+  numbered like the first frame of the pair (frame_0001.flo is the flow from frame_0001.png to
+  frame_0002.png).
+- KITTI 2012 / 2015: <out>/flow/XXXXXX_10.png, 16-bit KITTI PNGs (every pixel marked valid).
+
+Every file is written atomically; with zip_=True the folder is also packed into <out>.zip (the
+archive's root holds clean/ and final/, or flow/, as the upload servers expect).  Under torchrun
+the frames are sharded across ranks like flowmatch.evaluate.
+"""
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from typing import Any, Sequence
+
+from ._atomic import atomic_path
+from .errors import DatasetLayoutError, InputError, MethodUnavailableError
+from .evaluate import _init_dist
+from .methods.registry import get_method
+
+SUBMIT_DATASETS = ("sintel", "kitti2012", "kitti2015")
+
+
+def sintel_target(sample: Any) -> tuple[str, int]:
+    """(scene, frame number of img1) of a Sintel sample, from meta or from its name."""
+    meta = sample.meta or {}
+    scene, frame = meta.get("scene"), meta.get("frame")
+    if scene is None or frame is None:
+        m = re.match(r"^(?P<scene>.+?)[/_]+(?:frame_)?(?P<frame>\d+)$", str(getattr(sample, "name", "")))
+        if not m:
+            raise DatasetLayoutError(f"cannot tell the scene and frame of Sintel sample {sample.name!r}")
+        scene, frame = scene or m["scene"], int(m["frame"]) if frame is None else frame
+    return str(scene), int(frame)
+
+
+def kitti_target(sample: Any) -> str:
+    """The KITTI frame id (e.g. "000123") of a sample, from meta or from its name."""
+    meta = sample.meta or {}
+    fid = meta.get("id") or meta.get("frame_id")
+    if fid is None:
+        m = re.search(r"(\d{6})(?:_10)?", str(getattr(sample, "name", "")))
+        if not m:
+            raise DatasetLayoutError(f"cannot tell the KITTI frame id of sample {sample.name!r}")
+        fid = m[1]
+    return f"{int(fid):06d}"
+
+
+def _output_paths(dataset: str, samples: Sequence[Any], out: str, pass_: str) -> list[str]:
+    paths = []
+    for s in samples:
+        if dataset == "sintel":
+            scene, frame = sintel_target(s)
+            paths.append(os.path.join(out, pass_, scene, f"frame_{frame:04d}.flo"))
+        else:
+            paths.append(os.path.join(out, "flow", f"{kitti_target(s)}_10.png"))
+    return paths
+
+
+def submit(dataset: str, root: str, method: str, out: str, *, passes: Sequence[str] = ("clean", "final"),
+           split: str = "test", zip_: bool = False, device: str = "cpu", options: dict | None = None,
+           limit: int | None = None, progress: bool = True) -> list[str]:
+    """Run `method` on the test split of `dataset` and write the upload structure under `out`.
+
+    Returns the list of flow files written (all ranks' files under torchrun) and, when zipped, the
+    archive path last."""
+    from . import io
+    from .data import datasets as ds
+    from .methods.registry import flow as run_flow
+
+    if dataset not in SUBMIT_DATASETS:
+        raise InputError(f"submissions exist for {', '.join(SUBMIT_DATASETS)}, not {dataset!r}")
+    m = get_method(method)
+    reason = m.unavailable_reason()
+    if reason is not None:
+        raise MethodUnavailableError(f"method {method!r} cannot run here: {reason}")
+    if not root or not os.path.isdir(root):
+        raise DatasetLayoutError(f"dataset root {root!r} is not a folder; pass --root PATH")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out!r} exists and is not a folder")
+    jobs: list[tuple[Any, str]] = []  # (sample source, pass or "")
+    if dataset == "sintel":
+        bad = [p for p in passes if p not in ("clean", "final")]
+        if bad or not passes:
+            raise InputError(f"Sintel passes are clean and final, got {list(passes)}")
+        for p in passes:
+            jobs.append((ds.Sintel(root, split=split, pass_=p), p))
+    else:
+        jobs.append((ds.Kitti(root, year=int(dataset[-4:]), split=split, gt="occ"), ""))
+    d = _init_dist()
+    written: list[str] = []
+    try:
+        for data, p in jobs:
+            n = len(data) if limit is None else min(limit, len(data))
+            if n == 0:
+                raise DatasetLayoutError(f"no frames found for {dataset} ({split}) under {root!r}")
+            bar = None
+            if progress and d.rank == 0:
+                from tqdm import tqdm
+                bar = tqdm(total=len(range(d.rank, n, d.world)), desc=f"{dataset} {p}".strip(), unit="frame")
+            for i in range(n):
+                if i % d.world != d.rank:
+                    continue
+                s = data[i]
+                path = _output_paths(dataset, [s], out, p)[0]
+                result = run_flow(s.img1, s.img2, method=method, device=device, **(options or {}))
+                io.write_flow(path, result)
+                written.append(path)
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
+        if d.world > 1:
+            import torch.distributed as dist
+            gathered: list[Any] = [None] * d.world
+            dist.all_gather_object(gathered, written)
+            written = sorted(p for part in gathered for p in part)
+    finally:
+        if d.owns_group:
+            import torch.distributed as dist
+            dist.barrier()
+            dist.destroy_process_group()
+    if zip_ and d.rank == 0:
+        written.append(zip_folder(out, [os.path.join(out, p) for p in (passes if dataset == "sintel" else ["flow"])]))
+    return written
+
+
+def zip_folder(out: str, folders: Sequence[str]) -> str:
+    """Pack `folders` (inside `out`) into <out>.zip with paths relative to `out`, atomically."""
+    target = os.path.normpath(out) + ".zip"
+    with atomic_path(target) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for folder in folders:
+                for dirpath, _, files in sorted(os.walk(folder)):
+                    for f in sorted(files):
+                        if f.startswith("."):  # temporary files of an interrupted write
+                            continue
+                        full = os.path.join(dirpath, f)
+                        zf.write(full, os.path.relpath(full, out))
+    return target
