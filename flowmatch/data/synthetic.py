@@ -1,0 +1,277 @@
+"""Procedural "flying shapes" image pairs with exact ground-truth flow and occlusions.
+
+A pair is a stack of layers drawn back to front: a textured background (layer 0) and several
+textured shapes (ellipses, polygons; layers 1..n, higher = nearer).  Each layer is a texture
+mapped into frame 1 by an affine map M1 and into frame 2 by A·M1, where A is the layer's own
+affine motion in image space (translation, rotation and scale about the layer's centre).  So
+the flow of a frame-1 pixel p is A·p − p for whichever layer is frontmost at p: exact, no
+sampling of a flow field.  A frame-1 pixel is occluded when its frame-2 position is out of the
+frame or covered there by a nearer layer.
+
+    pair = generate_pair(384, 512, seed=0)
+    pair.img1, pair.img2      # H×W×3 uint8
+    pair.flow                 # H×W×2 float32, pixels, x (u) first, frame 1 -> frame 2
+    pair.occlusion            # H×W bool, True = not visible in frame 2
+    pair.valid                # H×W bool, all True (flow is defined everywhere)
+
+Textures are multi-octave value noise with random colour mixing, optionally stripes and a
+gradient; rendering uses cv2.warpAffine per layer inside the layer's bounding box only, and the
+background uses reflected borders (the same reflection in both frames keeps the flow exact).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["SyntheticPair", "generate_pair"]
+
+
+@dataclass
+class SyntheticPair:
+    """One generated pair.
+
+    img1, img2: H×W×3 uint8 (RGB).  flow: H×W×2 float32, pixels, x (u) first, from img1 to img2.
+    occlusion: H×W bool, True where the img1 pixel is not visible in img2 (covered by a nearer
+    layer or moved out of frame).  valid: H×W bool (True everywhere: the flow is exact).
+    layers: H×W uint8, index of the frontmost layer in img1 (0 = background).
+    meta: the drawn motion parameters (for debugging and reproducibility).
+    """
+
+    img1: np.ndarray
+    img2: np.ndarray
+    flow: np.ndarray
+    occlusion: np.ndarray
+    valid: np.ndarray
+    layers: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# small affine helpers (3×3 homogeneous matrices, points are (x, y) pixel centres)
+
+def _translate(tx: float, ty: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
+
+
+def _rot_scale(angle_deg: float, scale: float) -> np.ndarray:
+    a = math.radians(angle_deg)
+    c, s = math.cos(a) * scale, math.sin(a) * scale
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _motion_about(cx: float, cy: float, angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarray:
+    """Rotate/scale about (cx, cy), then translate by (tx, ty)."""
+    return _translate(cx + tx, cy + ty) @ _rot_scale(angle_deg, scale) @ _translate(-cx, -cy)
+
+
+# ----------------------------------------------------------------------------------------------
+# textures
+
+def _texture(rng: np.random.Generator, h: int, w: int, fine_period: float = 4.0) -> np.ndarray:
+    """A random colour texture, h×w×3 float32 in roughly [0, 255] (not clipped).
+
+    Value-noise octaves built coarse to fine on small grids (each level upsampled ×2 and new
+    noise added), with the random colour mixing, contrast and mean applied on the grid (they are
+    linear, so they commute with the interpolation); only the final bicubic upsampling to h×w
+    (finest period `fine_period`..1.6×`fine_period` px, so bilinear resampling stays accurate)
+    and the optional stripes touch full-resolution arrays."""
+    period = fine_period * rng.uniform(1.0, 1.6)
+    gh, gw = int(math.ceil(h / period)) + 2, int(math.ceil(w / period)) + 2
+    levels = max(1, min(6, int(math.log2(max(gh, gw))) - 1))
+    sizes = [(max(2, int(math.ceil(gh / 2 ** k))), max(2, int(math.ceil(gw / 2 ** k)))) for k in range(levels)]
+    acc = rng.standard_normal(sizes[-1] + (3,)).astype(np.float32)
+    for k in range(levels - 2, -1, -1):
+        acc = cv2.resize(acc, (sizes[k][1], sizes[k][0]), interpolation=cv2.INTER_CUBIC)
+        # finer octaves weaker: roughly 1/f^0.35 amplitude spectrum (texture at every scale)
+        acc += rng.standard_normal(sizes[k] + (3,)).astype(np.float32) * (0.88 ** (levels - 1 - k))
+    # random colour mixing: correlated channels look more natural than independent noise
+    mix = rng.normal(0.0, 1.0, (3, 3)).astype(np.float32) + np.eye(3, dtype=np.float32) * rng.uniform(0.5, 1.5)
+    acc = (acc.reshape(-1, 3) @ mix.T).reshape(acc.shape)
+    if rng.random() < 0.5:  # a linear colour gradient (exact under linear interpolation)
+        ang = rng.uniform(0, 2 * math.pi)
+        ramp = (math.cos(ang) * np.arange(gw, dtype=np.float32)[None, :]
+                + math.sin(ang) * np.arange(gh, dtype=np.float32)[:, None]) / max(gh, gw)
+        acc += ramp[..., None] * rng.normal(0, 1.5, 3).astype(np.float32) * float(acc.std())
+    # contrast and mean colour, on the grid
+    acc *= np.float32(rng.uniform(40.0, 65.0) / (float(acc.std()) + 1e-6))
+    acc += (rng.uniform(60.0, 195.0, 3) - acc.reshape(-1, 3).mean(0)).astype(np.float32)
+    big = cv2.resize(acc, (int(round(gw * period)), int(round(gh * period))), interpolation=cv2.INTER_CUBIC)
+    oy = int(rng.integers(0, big.shape[0] - h + 1))
+    ox = int(rng.integers(0, big.shape[1] - w + 1))
+    tex = big[oy:oy + h, ox:ox + w]
+    if rng.random() < 0.35:
+        # stripes of random direction, period and colour; sin(ax + by + c) written separably
+        ang = rng.uniform(0, math.pi)
+        freq = 2 * math.pi / rng.uniform(6.0, 30.0)
+        ax = math.cos(ang) * freq * np.arange(w, dtype=np.float32)
+        by = math.sin(ang) * freq * np.arange(h, dtype=np.float32) + rng.uniform(0, 2 * math.pi)
+        stripes = np.outer(np.cos(by), np.sin(ax)) + np.outer(np.sin(by), np.cos(ax))
+        tex = tex + stripes.astype(np.float32)[..., None] * rng.normal(0, 25.0, 3).astype(np.float32)
+    return np.ascontiguousarray(tex)
+
+
+def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A size×size float32 alpha in [0, 1]: an ellipse or a random star-shaped polygon (antialiased)."""
+    mask = np.zeros((size, size), np.uint8)
+    c = (size - 1) / 2.0
+    r = size / 2.0 - 1.0
+    shift = 4  # cv2 sub-pixel drawing: coordinates scaled by 2**shift
+    k = 1 << shift
+    if rng.random() < 0.45:
+        axes = (int(r * rng.uniform(0.5, 1.0) * k), int(r * rng.uniform(0.5, 1.0) * k))
+        cv2.ellipse(mask, (int(c * k), int(c * k)), axes, float(rng.uniform(0, 180)), 0, 360, 255,
+                    thickness=-1, lineType=cv2.LINE_AA, shift=shift)
+    else:
+        nv = int(rng.integers(3, 9))
+        ang = np.sort(rng.uniform(0, 2 * math.pi, nv))
+        rad = r * rng.uniform(0.55, 1.0, nv)
+        pts = np.stack([c + rad * np.cos(ang), c + rad * np.sin(ang)], 1)
+        cv2.fillPoly(mask, [np.round(pts * k).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=shift)
+    return mask.astype(np.float32) * (1.0 / 255.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# rendering
+
+def _render_layer(canvas: np.ndarray, labels: np.ndarray, index: int, tex: np.ndarray, alpha: np.ndarray,
+                  m: np.ndarray) -> None:
+    """Composite texture `tex` (with `alpha`) mapped by the 3×3 texture->frame matrix `m` over
+    `canvas` (in place), inside the layer's bounding box only; mark labels where alpha > 0.5."""
+    h, w = canvas.shape[:2]
+    th, tw = alpha.shape
+    corners = np.array([[-0.5, -0.5, 1], [tw - 0.5, -0.5, 1], [-0.5, th - 0.5, 1], [tw - 0.5, th - 0.5, 1]]).T
+    pc = (m @ corners)[:2]
+    x0 = max(int(math.floor(pc[0].min())) - 1, 0)
+    y0 = max(int(math.floor(pc[1].min())) - 1, 0)
+    x1 = min(int(math.ceil(pc[0].max())) + 2, w)
+    y1 = min(int(math.ceil(pc[1].max())) + 2, h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    mr = (_translate(-x0, -y0) @ m)[:2]
+    size = (x1 - x0, y1 - y0)
+    col = cv2.warpAffine(tex, mr, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    a = cv2.warpAffine(alpha, mr, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    roi = canvas[y0:y1, x0:x1]
+    # alpha compositing; cv2.blendLinear computes (a*col + (1-a)*roi) / 1 in one threaded pass
+    roi[...] = cv2.blendLinear(col, np.ascontiguousarray(roi), a, 1.0 - a)
+    labels[y0:y1, x0:x1][a > 0.5] = index
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    """Round and saturate to uint8 (cv2.add with a dtype does both in one pass)."""
+    return cv2.add(img, (0.0, 0.0, 0.0, 0.0), dtype=cv2.CV_8U)
+
+
+def _check_options(height: Any, width: Any, num_shapes: Any, max_motion: Any, max_rotation: Any,
+                   max_scale: Any, background_motion: Any, noise: Any, illumination: Any) -> None:
+    for name, v in (("height", height), ("width", width)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 4:
+            raise InputError(f"generate_pair: {name}={v!r} must be an int >= 4")
+    if num_shapes is not None:
+        lo_hi = num_shapes if isinstance(num_shapes, tuple) else (num_shapes, num_shapes)
+        if (len(lo_hi) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in lo_hi)
+                or lo_hi[0] < 0 or lo_hi[1] < lo_hi[0] or lo_hi[1] > 250):
+            raise InputError(f"generate_pair: num_shapes={num_shapes!r} must be an int in 0..250 "
+                             "or a (low, high) tuple of such ints with low <= high")
+    for name, v, lo, hi in (("max_motion", max_motion, 0.0, 1e4), ("max_rotation", max_rotation, 0.0, 180.0),
+                            ("max_scale", max_scale, 0.0, 0.9), ("background_motion", background_motion, 0.0, 1.0),
+                            ("noise", noise, 0.0, 255.0), ("illumination", illumination, 0.0, 0.9)):
+        if not isinstance(v, (int, float, np.floating, np.integer)) or not (lo <= float(v) <= hi):
+            raise InputError(f"generate_pair: {name}={v!r} must be a number in [{lo}, {hi}]")
+
+
+def generate_pair(height: int, width: int, seed: int | np.random.Generator = 0, *,
+                  num_shapes: int | tuple[int, int] | None = None,
+                  max_motion: float = 40.0, max_rotation: float = 20.0, max_scale: float = 0.15,
+                  background_motion: float = 0.3, noise: float = 0.0,
+                  illumination: float = 0.0) -> SyntheticPair:
+    """Generate one flying-shapes pair, deterministic by `seed`.
+
+    Args:
+        height, width: frame size in pixels (>= 4).
+        seed: int seed (or a numpy Generator, consumed).
+        num_shapes: number of foreground shapes, or a (low, high) inclusive range; default (4, 8).
+        max_motion: largest shape translation per axis, pixels (uniform in ±max_motion).
+        max_rotation: largest shape rotation between the frames, degrees.
+        max_scale: largest relative shape scale change (scale in [1-max_scale, 1+max_scale]).
+        background_motion: background motion relative to the shapes' (translation
+            ±background_motion·max_motion, rotation and scale change also scaled by it).
+        noise: standard deviation of Gaussian noise added to each image, grey levels (0..255).
+        illumination: largest global brightness change of img2 (gain in 1±illumination, plus an
+            offset up to ±illumination·64 grey levels); 0 keeps brightness constancy.
+
+    Returns:
+        SyntheticPair: img1, img2 H×W×3 uint8; flow H×W×2 float32 (pixels, x first, img1 -> img2);
+        occlusion H×W bool (True = occluded in img2); valid H×W bool (all True).
+    """
+    _check_options(height, width, num_shapes, max_motion, max_rotation, max_scale, background_motion,
+                   noise, illumination)
+    h, w = int(height), int(width)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if num_shapes is None:
+        num_shapes = (4, 8)
+    lo, hi = num_shapes if isinstance(num_shapes, tuple) else (num_shapes, num_shapes)
+    n = int(rng.integers(lo, hi + 1))
+    max_motion, bgm = float(max_motion), float(background_motion)
+
+    # background: texture a bit larger than the frame, reflected beyond that
+    margin = int(math.ceil(max_motion * bgm)) + 8
+    bg_tex = _texture(rng, h + 2 * margin, w + 2 * margin)
+    bg_m1 = _translate(-margin, -margin)
+    bg_a = _motion_about((w - 1) / 2, (h - 1) / 2, rng.uniform(-1, 1) * max_rotation * bgm * 0.25,
+                         1.0 + rng.uniform(-1, 1) * max_scale * bgm * 0.5,
+                         *(rng.uniform(-1, 1, 2) * max_motion * bgm))
+    img1 = bg_tex[margin:margin + h, margin:margin + w].copy()  # bg_m1 is an integer shift: a crop
+    img2 = cv2.warpAffine(bg_tex, (bg_a @ bg_m1)[:2], (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT101)
+    lab1 = np.zeros((h, w), np.uint8)
+    lab2 = np.zeros((h, w), np.uint8)
+    motions = [bg_a]
+
+    # shapes, back to front
+    short = min(h, w)
+    for i in range(1, n + 1):
+        size = max(6, int(short * rng.uniform(0.15, 0.6)))
+        tex = _texture(rng, size, size)
+        alpha = _shape_mask(rng, size)
+        cx, cy = rng.uniform(-0.1, 1.1) * (w - 1), rng.uniform(-0.1, 1.1) * (h - 1)
+        m1 = _translate(cx, cy) @ _rot_scale(rng.uniform(0, 360), rng.uniform(0.8, 1.25)) \
+            @ _translate(-(size - 1) / 2, -(size - 1) / 2)
+        a = _motion_about(cx, cy, rng.uniform(-1, 1) * max_rotation, 1.0 + rng.uniform(-1, 1) * max_scale,
+                          *(rng.uniform(-1, 1, 2) * max_motion))
+        _render_layer(img1, lab1, i, tex, alpha, m1)
+        _render_layer(img2, lab2, i, tex, alpha, a @ m1)
+        motions.append(a)
+
+    # exact flow: the affine motion of the frontmost frame-1 layer, A·p − p
+    params = np.stack([(a - np.eye(3))[:2].reshape(-1) for a in motions]).astype(np.float32)  # L×6
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    flow = np.empty((h, w, 2), np.float32)
+    for c in range(2):
+        pa, pb, pc = (np.take(params[:, 3 * c + j], lab1) for j in range(3))
+        flow[..., c] = pa * xs + pb * ys + pc
+
+    # occlusion: target out of frame, or a nearer layer in front of it in frame 2
+    # (nearest lookup of the frame-2 layer index; out of frame reads 255, which is > any layer)
+    front = cv2.remap(lab2, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_NEAREST,
+                      borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+    occlusion = front > lab1
+
+    # photometric options (after the geometry, so the flow stays exact)
+    if illumination > 0:
+        gain = 1.0 + rng.uniform(-1, 1) * illumination
+        img2 = img2 * np.float32(gain) + np.float32(rng.uniform(-1, 1) * illumination * 64.0)
+    if noise > 0:
+        img1 = img1 + rng.normal(0.0, noise, img1.shape).astype(np.float32)
+        img2 = img2 + rng.normal(0.0, noise, img2.shape).astype(np.float32)
+
+    meta = {"num_shapes": n, "motions": np.stack(motions)[:, :2].astype(np.float32)}
+    return SyntheticPair(img1=_to_uint8(img1), img2=_to_uint8(img2), flow=flow, occlusion=occlusion,
+                         valid=np.ones((h, w), bool), layers=lab1, meta=meta)
