@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .synthetic import SyntheticPair, generate_pair
+from .synthetic import SyntheticPair, SyntheticSequence, generate_pair, generate_sequence
 
 # Loaded on first use: the readers import flowmatch.io, augmentation is only needed for training.
 _LAZY = {
@@ -17,7 +17,7 @@ _LAZY = {
     "FlowAugment": "augment",
 }
 
-__all__ = ["SyntheticPair", "generate_pair", *sorted(_LAZY)]
+__all__ = ["SyntheticPair", "SyntheticSequence", "generate_pair", "generate_sequence", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

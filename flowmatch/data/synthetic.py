@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["SyntheticPair", "generate_pair"]
+__all__ = ["SyntheticPair", "SyntheticSequence", "generate_pair", "generate_sequence"]
 
 
 @dataclass
@@ -186,33 +186,54 @@ def _check_options(height: Any, width: Any, num_shapes: Any, max_motion: Any, ma
             raise InputError(f"generate_pair: {name}={v!r} must be a number in [{lo}, {hi}]")
 
 
-def generate_pair(height: int, width: int, seed: int | np.random.Generator = 0, *,
-                  num_shapes: int | tuple[int, int] | None = None,
-                  max_motion: float = 40.0, max_rotation: float = 20.0, max_scale: float = 0.15,
-                  background_motion: float = 0.3, noise: float = 0.0,
-                  illumination: float = 0.0) -> SyntheticPair:
-    """Generate one flying-shapes pair, deterministic by `seed`.
+_OPTIONS_DOC = """
+        num_shapes: number of foreground shapes, or a (low, high) inclusive range; default (4, 8).
+        max_motion: largest shape translation per axis and frame step, pixels (uniform in ±max_motion).
+        max_rotation: largest shape rotation per frame step, degrees.
+        max_scale: largest relative shape scale change per step (scale in [1-max_scale, 1+max_scale]).
+        background_motion: background motion relative to the shapes' (translation
+            ±background_motion·max_motion, rotation and scale change also scaled by it).
+        noise: standard deviation of Gaussian noise added to each image, grey levels (0..255).
+        illumination: largest global brightness change of each later frame (gain in 1±illumination,
+            plus an offset up to ±illumination·64 grey levels); 0 keeps brightness constancy."""
+
+
+@dataclass
+class SyntheticSequence:
+    """A generated sequence of F frames under constant per-layer motion.
+
+    frames: F images H×W×3 uint8.  flows[k]: H×W×2 float32 (pixels, x first) from frame k to k+1.
+    occlusions[k]: H×W bool, True where a frame-k pixel is not visible in frame k+1.
+    layers[k]: H×W uint8, frontmost layer index in frame k (0 = background).  meta: drawn parameters.
+    """
+
+    frames: list[np.ndarray]
+    flows: list[np.ndarray]
+    occlusions: list[np.ndarray]
+    layers: list[np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def generate_sequence(height: int, width: int, seed: int | np.random.Generator = 0, *, frames: int = 3,
+                      num_shapes: int | tuple[int, int] | None = None,
+                      max_motion: float = 40.0, max_rotation: float = 20.0, max_scale: float = 0.15,
+                      background_motion: float = 0.3, noise: float = 0.0,
+                      illumination: float = 0.0) -> SyntheticSequence:
+    """Generate `frames` frames of flying shapes, each layer repeating its affine motion every step.
 
     Args:
         height, width: frame size in pixels (>= 4).
         seed: int seed (or a numpy Generator, consumed).
-        num_shapes: number of foreground shapes, or a (low, high) inclusive range; default (4, 8).
-        max_motion: largest shape translation per axis, pixels (uniform in ±max_motion).
-        max_rotation: largest shape rotation between the frames, degrees.
-        max_scale: largest relative shape scale change (scale in [1-max_scale, 1+max_scale]).
-        background_motion: background motion relative to the shapes' (translation
-            ±background_motion·max_motion, rotation and scale change also scaled by it).
-        noise: standard deviation of Gaussian noise added to each image, grey levels (0..255).
-        illumination: largest global brightness change of img2 (gain in 1±illumination, plus an
-            offset up to ±illumination·64 grey levels); 0 keeps brightness constancy.
+        frames: number of frames (>= 2); frame k shows every layer moved by its motion k times.{options}
 
     Returns:
-        SyntheticPair: img1, img2 H×W×3 uint8; flow H×W×2 float32 (pixels, x first, img1 -> img2);
-        occlusion H×W bool (True = occluded in img2); valid H×W bool (all True).
+        SyntheticSequence with F frames, F-1 flows and F-1 occlusion masks (see the class).
     """
     _check_options(height, width, num_shapes, max_motion, max_rotation, max_scale, background_motion,
                    noise, illumination)
-    h, w = int(height), int(width)
+    if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool) or not 2 <= frames <= 1000:
+        raise InputError(f"generate_sequence: frames={frames!r} must be an int in 2..1000")
+    h, w, nf = int(height), int(width), int(frames)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if num_shapes is None:
         num_shapes = (4, 8)
@@ -227,51 +248,87 @@ def generate_pair(height: int, width: int, seed: int | np.random.Generator = 0, 
     bg_a = _motion_about((w - 1) / 2, (h - 1) / 2, rng.uniform(-1, 1) * max_rotation * bgm * 0.25,
                          1.0 + rng.uniform(-1, 1) * max_scale * bgm * 0.5,
                          *(rng.uniform(-1, 1, 2) * max_motion * bgm))
-    img1 = bg_tex[margin:margin + h, margin:margin + w].copy()  # bg_m1 is an integer shift: a crop
-    img2 = cv2.warpAffine(bg_tex, (bg_a @ bg_m1)[:2], (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT101)
-    lab1 = np.zeros((h, w), np.uint8)
-    lab2 = np.zeros((h, w), np.uint8)
+    imgs = [bg_tex[margin:margin + h, margin:margin + w].copy()]  # bg_m1 is an integer shift: a crop
+    step = np.eye(3)
+    for _ in range(1, nf):
+        step = bg_a @ step
+        imgs.append(cv2.warpAffine(bg_tex, (step @ bg_m1)[:2], (w, h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT101))
+    labs = [np.zeros((h, w), np.uint8) for _ in range(nf)]
     motions = [bg_a]
 
-    # shapes, back to front
+    # shapes, back to front; frame k maps the texture by A^k · M1
     short = min(h, w)
     for i in range(1, n + 1):
         size = max(6, int(short * rng.uniform(0.15, 0.6)))
         tex = _texture(rng, size, size)
         alpha = _shape_mask(rng, size)
         cx, cy = rng.uniform(-0.1, 1.1) * (w - 1), rng.uniform(-0.1, 1.1) * (h - 1)
-        m1 = _translate(cx, cy) @ _rot_scale(rng.uniform(0, 360), rng.uniform(0.8, 1.25)) \
+        m = _translate(cx, cy) @ _rot_scale(rng.uniform(0, 360), rng.uniform(0.8, 1.25)) \
             @ _translate(-(size - 1) / 2, -(size - 1) / 2)
         a = _motion_about(cx, cy, rng.uniform(-1, 1) * max_rotation, 1.0 + rng.uniform(-1, 1) * max_scale,
                           *(rng.uniform(-1, 1, 2) * max_motion))
-        _render_layer(img1, lab1, i, tex, alpha, m1)
-        _render_layer(img2, lab2, i, tex, alpha, a @ m1)
+        for k in range(nf):
+            _render_layer(imgs[k], labs[k], i, tex, alpha, m)
+            m = a @ m
         motions.append(a)
 
-    # exact flow: the affine motion of the frontmost frame-1 layer, A·p − p
+    # exact flow: the affine motion of the frontmost layer, A·p − p
     params = np.stack([(a - np.eye(3))[:2].reshape(-1) for a in motions]).astype(np.float32)  # L×6
     xs = np.arange(w, dtype=np.float32)[None, :]
     ys = np.arange(h, dtype=np.float32)[:, None]
-    flow = np.empty((h, w, 2), np.float32)
-    for c in range(2):
-        pa, pb, pc = (np.take(params[:, 3 * c + j], lab1) for j in range(3))
-        flow[..., c] = pa * xs + pb * ys + pc
-
-    # occlusion: target out of frame, or a nearer layer in front of it in frame 2
-    # (nearest lookup of the frame-2 layer index; out of frame reads 255, which is > any layer)
-    front = cv2.remap(lab2, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_NEAREST,
-                      borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-    occlusion = front > lab1
+    flows, occs = [], []
+    for k in range(nf - 1):
+        flow = np.empty((h, w, 2), np.float32)
+        for c in range(2):
+            pa, pb, pc = (np.take(params[:, 3 * c + j], labs[k]) for j in range(3))
+            flow[..., c] = pa * xs + pb * ys + pc
+        # occluded: target out of frame (outside the pixel centres [0, W-1]×[0, H-1], where a
+        # bilinear backward warp cannot sample), or a nearer layer covers it in the next frame
+        # (nearest lookup of that frame's layer index)
+        tx, ty = xs + flow[..., 0], ys + flow[..., 1]
+        front = cv2.remap(labs[k + 1], tx, ty, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+        occ = front > labs[k]
+        occ |= (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
+        flows.append(flow)
+        occs.append(occ)
 
     # photometric options (after the geometry, so the flow stays exact)
-    if illumination > 0:
-        gain = 1.0 + rng.uniform(-1, 1) * illumination
-        img2 = img2 * np.float32(gain) + np.float32(rng.uniform(-1, 1) * illumination * 64.0)
-    if noise > 0:
-        img1 = img1 + rng.normal(0.0, noise, img1.shape).astype(np.float32)
-        img2 = img2 + rng.normal(0.0, noise, img2.shape).astype(np.float32)
-
+    for k in range(nf):
+        img = imgs[k]
+        if illumination > 0 and k > 0:
+            gain = 1.0 + rng.uniform(-1, 1) * illumination
+            img = img * np.float32(gain) + np.float32(rng.uniform(-1, 1) * illumination * 64.0)
+        if noise > 0:
+            img = img + rng.normal(0.0, noise, img.shape).astype(np.float32)
+        imgs[k] = _to_uint8(img)
     meta = {"num_shapes": n, "motions": np.stack(motions)[:, :2].astype(np.float32)}
-    return SyntheticPair(img1=_to_uint8(img1), img2=_to_uint8(img2), flow=flow, occlusion=occlusion,
-                         valid=np.ones((h, w), bool), layers=lab1, meta=meta)
+    return SyntheticSequence(frames=imgs, flows=flows, occlusions=occs, layers=labs, meta=meta)
+
+
+def generate_pair(height: int, width: int, seed: int | np.random.Generator = 0, *,
+                  num_shapes: int | tuple[int, int] | None = None,
+                  max_motion: float = 40.0, max_rotation: float = 20.0, max_scale: float = 0.15,
+                  background_motion: float = 0.3, noise: float = 0.0,
+                  illumination: float = 0.0) -> SyntheticPair:
+    """Generate one flying-shapes pair, deterministic by `seed`.
+
+    Args:
+        height, width: frame size in pixels (>= 4).
+        seed: int seed (or a numpy Generator, consumed).{options}
+
+    Returns:
+        SyntheticPair: img1, img2 H×W×3 uint8; flow H×W×2 float32 (pixels, x first, img1 -> img2);
+        occlusion H×W bool (True = occluded in img2); valid H×W bool (all True).
+    """
+    seq = generate_sequence(height, width, seed, frames=2, num_shapes=num_shapes, max_motion=max_motion,
+                            max_rotation=max_rotation, max_scale=max_scale,
+                            background_motion=background_motion, noise=noise, illumination=illumination)
+    return SyntheticPair(img1=seq.frames[0], img2=seq.frames[1], flow=seq.flows[0],
+                         occlusion=seq.occlusions[0], valid=np.ones((int(height), int(width)), bool),
+                         layers=seq.layers[0], meta=seq.meta)
+
+
+# one copy of the option descriptions, shared by both docstrings
+generate_sequence.__doc__ = generate_sequence.__doc__.replace("{options}", _OPTIONS_DOC)
+generate_pair.__doc__ = generate_pair.__doc__.replace("{options}", _OPTIONS_DOC)
