@@ -149,6 +149,16 @@ class _VizWriter:
             self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
+def _remove_stale_temporaries(out: str) -> None:
+    """Delete temporary files a killed run left behind (atomic writes name them .flow_*.tmp*)."""
+    for f in os.listdir(out):
+        if f.startswith(".flow_") and ".tmp" in f:
+            try:
+                os.unlink(os.path.join(out, f))
+            except OSError:
+                pass
+
+
 def _encoder_settings(width: int, height: int, quality: int) -> dict[str, Any]:
     """imageio-ffmpeg writer settings that keep any frame size: macro_block_size=1 stops the resize
     to multiples of 16, and odd sizes use 4:4:4 chroma (H.264 4:2:0 needs even sizes)."""
@@ -195,6 +205,7 @@ def video_flow(source: str, out: str, method: str | None = None, *, viz: str | N
         raise MethodUnavailableError(f"method {method!r} cannot run here: {reason}")
     meta, frames = frame_source(source)
     os.makedirs(out, exist_ok=True)
+    _remove_stale_temporaries(out)
     total = None
     if meta["frames"]:
         last = meta["frames"] if end is None else min(end, meta["frames"])
