@@ -2,10 +2,10 @@
 
 Both networks take two images and return five flow predictions, finest first:
 ``(flow2, flow3, flow4, flow5, flow6)`` at 1/4, 1/8, 1/16, 1/32 and 1/64 of the input size
-(N×2×h×w float32, x (u) first).  The predictions are in units of ``pixels / div_flow`` (div_flow = 20
-in the published training): multiply by ``div_flow`` for pixels at the prediction's own resolution
-and by the downsampling factor for full-resolution pixels -- `flowmatch.estimator.FlowEstimator`
-does all of this.
+(N×2×h×w float32, x (u) first).  As in the published training, every scale predicts the flow in
+*input-resolution* pixels divided by ``div_flow`` (20): multiply by ``div_flow`` for pixels, and
+upsample flow2 ×4 (bilinear, no magnitude change) for the full-resolution field --
+`flowmatch.estimator.FlowEstimator` does all of this.
 
 Any input size works (odd sizes too): every stride-2 layer rounds up, and the refinement crops each
 upsampled map to the size of its skip connection.  The published networks were trained on sizes
@@ -194,7 +194,8 @@ class FlowNetS(_FlowNetBase):
     """FlowNetSimple: both frames stacked into 6 channels, one contracting stream.
 
     forward(img1, img2): N×3×H×W each (normalised, see `normalise`) ->
-    (flow2, flow3, flow4, flow5, flow6), each N×2×ceil(H/2^k)×ceil(W/2^k), in pixels / div_flow."""
+    (flow2, flow3, flow4, flow5, flow6), each N×2×ceil(H/2^k)×ceil(W/2^k), in input-resolution
+    pixels / div_flow."""
 
     kind = "flownets"
 
