@@ -1,0 +1,271 @@
+"""Training patches for descriptor learning, cut from frame pairs with ground-truth flow.
+
+For an anchor pixel p of img1 (valid, not occluded, with p + flow(p) inside img2) a triplet is
+  * anchor:   the P×P patch of img1 centred on p,
+  * positive: the P×P patch of img2 centred on p + flow(p) (bilinear, sub-pixel),
+  * negative: the patch of img2 centred on p + flow(p) + δ with |δ| uniform in [neg_min, neg_max] px
+              (1-8 px by default, a random direction), or, for a `far_negatives` share of the
+              triplets, at a random position of img2 more than neg_max px from the true match.
+Patches come from the grayscale frame normalised by its own mean/std with reflect-101 borders,
+exactly as the dense descriptor pass sees the image; photometric augmentation (gamma, contrast,
+brightness, noise) is optional.  For an even patch size P the centre is pixel P//2 - 1 from the top
+left (rows p-30 .. p+31 for P = 62), matching flowmatch.descriptors_dense.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+
+
+def to_gray(img: np.ndarray, name: str = "image") -> np.ndarray:
+    """H×W or H×W×3 (uint8/uint16/float) -> H×W float32 luminance in [0, 1] (uint8 scale for floats > 1.5)."""
+    a = np.asarray(img)
+    if a.ndim == 3 and a.shape[2] == 4:
+        a = a[..., :3]
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
+        raise InputError(f"{name} must be H×W or H×W×3, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        f = a.astype(np.float32) / 255.0
+    elif a.dtype == np.uint16:
+        f = a.astype(np.float32) / 65535.0
+    elif np.issubdtype(a.dtype, np.number):
+        f = a.astype(np.float32)
+        if not np.isfinite(f).all():
+            raise InputError(f"{name} contains NaN or infinite values")
+        if f.size and f.max() > 1.5:
+            f = f / 255.0
+    else:
+        raise InputError(f"{name} has unsupported dtype {a.dtype}")
+    if f.ndim == 3:
+        f = f @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.ascontiguousarray(f, dtype=np.float32)
+
+
+def normalize_gray(gray: np.ndarray) -> np.ndarray:
+    """Subtract the image's mean and divide by its standard deviation (1 for a flat image)."""
+    std = float(gray.std())
+    return ((gray - gray.mean()) / (std if std > 1e-6 else 1.0)).astype(np.float32)
+
+
+def patch_offsets(patch_size: int) -> tuple[int, int]:
+    """(before, after): pixels of context above/left and below/right of the centre pixel."""
+    before = (patch_size - 1) // 2
+    return before, patch_size - 1 - before
+
+
+@dataclass
+class PatchTriplets:
+    """A batch of N triplets; patches are N×1×P×P float32 tensors (normalised grayscale).
+
+    frame: N frame indices; xy1: N×2 anchor pixel (x, y) in img1; xy2: N×2 true match in img2;
+    xyn: N×2 negative centre in img2 (all float32 pixels, x first)."""
+    anchor: torch.Tensor
+    positive: torch.Tensor
+    negative: torch.Tensor
+    frame: np.ndarray
+    xy1: np.ndarray
+    xy2: np.ndarray
+    xyn: np.ndarray
+
+    def __len__(self) -> int:
+        return self.anchor.shape[0]
+
+
+@dataclass
+class _Frame:
+    name: str
+    raw1: torch.Tensor  # 1×1×Hp×Wp padded grayscale in [0, 1]
+    raw2: torch.Tensor
+    stats1: tuple[float, float]  # mean, std of the unpadded image
+    stats2: tuple[float, float]
+    flow: np.ndarray
+    cand: np.ndarray   # K flat indices of usable anchor pixels
+    shape: tuple[int, int]
+    pad: int
+    gray1: np.ndarray = field(repr=False, default=None)  # unpadded [0, 1] grayscale (for baselines)
+    gray2: np.ndarray = field(repr=False, default=None)
+
+
+def _field(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name)
+    if isinstance(obj, (tuple, list)):
+        order = ("img1", "img2", "flow", "valid", "occlusion")
+        i = order.index(name)
+        return obj[i] if i < len(obj) else None
+    return getattr(obj, name, None)
+
+
+class PatchPairSampler:
+    """Sample (anchor, positive, negative) patch triplets from frames with ground-truth flow.
+
+    Args:
+        frames: a sequence of samples with img1, img2 (H×W[×3]), flow (H×W×2 float32 pixels, x first),
+            valid (H×W bool, optional) and occlusion (H×W bool, True = occluded, optional) — e.g.
+            flowmatch.data.datasets.FlowSample, flowmatch.data.synthetic.SyntheticPair, dicts or tuples.
+        patch_size: P (51 for the paper network, 62 for the dense variant).
+        neg_min, neg_max: distance range (pixels) of the near negatives from the true match.
+        far_negatives: share of triplets whose negative is anywhere in img2 farther than neg_max.
+        augment: photometric augmentation (per-patch gamma, contrast, brightness, noise).
+        seed: seed of the sampler's own random generator.
+        weights: optional relative sampling weight of each frame (default: frames drawn uniformly).
+    Raises InputError for frames of mismatched shapes or without any usable (valid, unoccluded,
+    in-frame) pixel.
+    """
+
+    def __init__(self, frames: Sequence[Any], patch_size: int = 51, neg_min: float = 1.0, neg_max: float = 8.0,
+                 far_negatives: float = 0.0, augment: bool = True, seed: int = 0,
+                 weights: Sequence[float] | None = None):
+        if patch_size < 3:
+            raise InputError(f"patch_size must be at least 3, got {patch_size}")
+        if not (0 < neg_min <= neg_max):
+            raise InputError(f"need 0 < neg_min <= neg_max, got {neg_min}, {neg_max}")
+        if not 0.0 <= far_negatives <= 1.0:
+            raise InputError(f"far_negatives must be a share in [0, 1], got {far_negatives}")
+        if len(frames) == 0:
+            raise InputError("frames is empty: give at least one (img1, img2, flow) sample")
+        self.patch_size, self.neg_min, self.neg_max = int(patch_size), float(neg_min), float(neg_max)
+        self.far_negatives, self.augment = float(far_negatives), bool(augment)
+        self.rng = np.random.default_rng(seed)
+        self.frames = [self._prepare(f, i) for i, f in enumerate(frames)]
+        self.weights = None
+        if weights is not None:
+            wts = np.asarray(weights, np.float64)
+            if wts.shape != (len(self.frames),) or not np.isfinite(wts).all() or (wts < 0).any() or wts.sum() <= 0:
+                raise InputError(f"weights must be {len(self.frames)} non-negative numbers with a positive sum")
+            self.weights = wts / wts.sum()
+
+    def _prepare(self, sample: Any, index: int) -> _Frame:
+        name = str(_field(sample, "name") or f"frame {index}")
+        img1, img2, flow = _field(sample, "img1"), _field(sample, "img2"), _field(sample, "flow")
+        if img1 is None or img2 is None or flow is None:
+            raise InputError(f"{name}: a sample needs img1, img2 and flow")
+        g1, g2 = to_gray(img1, f"{name} img1"), to_gray(img2, f"{name} img2")
+        flow = np.asarray(flow, np.float32)
+        h, w = g1.shape
+        if g2.shape != (h, w) or flow.shape != (h, w, 2):
+            raise InputError(f"{name}: img1 {g1.shape}, img2 {g2.shape} and flow {flow.shape} must share H×W "
+                             "(flow H×W×2)")
+        ok = np.isfinite(flow).all(2)
+        valid = _field(sample, "valid")
+        if valid is not None:
+            valid = np.asarray(valid, bool)
+            if valid.shape != (h, w):
+                raise InputError(f"{name}: valid mask has shape {valid.shape}, expected {(h, w)}")
+            ok &= valid
+        occ = _field(sample, "occlusion")
+        if occ is not None:
+            occ = np.asarray(occ, bool)
+            if occ.shape != (h, w):
+                raise InputError(f"{name}: occlusion mask has shape {occ.shape}, expected {(h, w)}")
+            ok &= ~occ
+        ys, xs = np.mgrid[0:h, 0:w]
+        with np.errstate(invalid="ignore"):
+            tx, ty = xs + flow[..., 0], ys + flow[..., 1]
+            ok &= (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+        cand = np.flatnonzero(ok)
+        if cand.size == 0:
+            raise InputError(f"{name}: the flow has no valid, unoccluded pixel whose match lies inside img2; "
+                             "check the valid/occlusion masks (True in valid = usable)")
+        pad = self.patch_size // 2 + int(math.ceil(self.neg_max)) + 2
+        if pad >= min(h, w):
+            # np.pad's reflect mode (= reflect-101) cannot pad more than the image size minus one.
+            raise InputError(f"{name}: image {w}×{h} is too small for {self.patch_size}-px patches "
+                             f"(needs more than {pad} px per side)")
+
+        def padded(g: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.pad(g, pad, mode="reflect"))[None, None].contiguous()
+
+        return _Frame(name, padded(g1), padded(g2), (float(g1.mean()), float(g1.std())),
+                      (float(g2.mean()), float(g2.std())), flow, cand, (h, w), pad, g1, g2)
+
+    def _cut(self, fr: _Frame, img: torch.Tensor, xy: np.ndarray) -> torch.Tensor:
+        """Bilinear P×P patches centred at pixel positions xy (K×2) of the padded image -> K×1×P×P."""
+        p = self.patch_size
+        before, _ = patch_offsets(p)
+        hp, wp = img.shape[-2:]
+        off = torch.arange(p, dtype=torch.float64) - before
+        cx = torch.from_numpy(xy[:, 0].astype(np.float64))[:, None] + fr.pad + off[None]   # K×P
+        cy = torch.from_numpy(xy[:, 1].astype(np.float64))[:, None] + fr.pad + off[None]
+        gx = (2 * cx / (wp - 1) - 1)[:, None, :].expand(-1, p, -1)
+        gy = (2 * cy / (hp - 1) - 1)[:, :, None].expand(-1, -1, p)
+        grid = torch.stack([gx, gy], -1).float().reshape(1, -1, p, 2)  # 1×(K·P)×P×2
+        out = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return out.reshape(-1, 1, p, p)
+
+    def _draw(self, k: int, strength: float, rng: np.random.Generator) -> dict[str, torch.Tensor] | None:
+        """Random photometric parameters for k patches (None when augmentation is off)."""
+        if not self.augment or strength <= 0:
+            return None
+        t = lambda a: torch.from_numpy(np.asarray(a, np.float32))[:, None, None, None]  # noqa: E731
+        return {"gamma": t(np.exp(rng.uniform(-0.3, 0.3, k) * strength)),
+                "contrast": t(np.exp(rng.uniform(-0.25, 0.25, k) * strength)),
+                "bright": t(rng.normal(0, 0.2 * strength, k)),
+                "sigma": t(rng.uniform(0, 0.05 * strength, k))}
+
+    @staticmethod
+    def _photometric(patches: torch.Tensor, stats: tuple[float, float], params: dict[str, torch.Tensor] | None,
+                     rng: np.random.Generator) -> torch.Tensor:
+        """Gamma on [0, 1] intensities, then the image's normalisation, contrast, brightness, noise."""
+        mean, std = stats
+        std = std if std > 1e-6 else 1.0
+        if params is None:
+            return (patches - mean) / std
+        x = (patches.clamp_min(0) ** params["gamma"] - mean) / std
+        x = x * params["contrast"] + params["bright"]
+        noise = torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32))
+        return x + noise * params["sigma"]
+
+    def sample(self, n: int, rng: np.random.Generator | None = None) -> PatchTriplets:
+        """N random triplets: frames drawn by `weights` (default uniformly), then anchor pixels
+        uniformly among a frame's usable pixels."""
+        if n < 1:
+            raise InputError(f"n must be positive, got {n}")
+        rng = rng or self.rng
+        which = rng.choice(len(self.frames), size=n, p=self.weights)
+        parts = []
+        for fi in np.unique(which):
+            parts.append(self._sample_frame(int(fi), int((which == fi).sum()), rng))
+        cat = lambda i: torch.cat([p[i] for p in parts])  # noqa: E731
+        cnp = lambda i: np.concatenate([p[i] for p in parts])  # noqa: E731
+        return PatchTriplets(cat(0), cat(1), cat(2), cnp(3), cnp(4), cnp(5), cnp(6))
+
+    def _sample_frame(self, fi: int, k: int, rng: np.random.Generator):
+        fr = self.frames[fi]
+        h, w = fr.shape
+        idx = fr.cand[rng.integers(0, fr.cand.size, k)]
+        y, x = np.divmod(idx, w)
+        xy1 = np.stack([x, y], 1).astype(np.float32)
+        xy2 = xy1 + fr.flow[y, x]
+        ang = rng.uniform(0, 2 * np.pi, k)
+        rad = rng.uniform(self.neg_min, self.neg_max, k)
+        xyn = xy2 + np.stack([np.cos(ang), np.sin(ang)], 1) * rad[:, None]
+        far = rng.random(k) < self.far_negatives
+        for i in np.flatnonzero(far):
+            for _ in range(100):  # rejection sampling; images are far larger than neg_max
+                q = rng.uniform([0, 0], [w - 1, h - 1])
+                if np.hypot(*(q - xy2[i])) > self.neg_max:
+                    xyn[i] = q
+                    break
+        xyn = np.clip(xyn, [0, 0], [w - 1, h - 1]).astype(np.float32)  # near-border negatives stay in frame
+        a = self._photometric(self._cut(fr, fr.raw1, xy1), fr.stats1, self._draw(k, 0.5, rng), rng)
+        both = self._cut(fr, fr.raw2, np.concatenate([xy2, xyn]))
+        # One photometric draw per triplet for its positive and negative (both come from img2).
+        params = self._draw(k, 1.0, rng)
+        p = self._photometric(both[:k], fr.stats2, params, rng)
+        nneg = self._photometric(both[k:], fr.stats2, params, rng)
+        return a, p, nneg, np.full(k, fi), xy1, xy2.astype(np.float32), xyn
+
+    def batches(self, batch_size: int) -> Iterator[PatchTriplets]:
+        """An endless stream of batches of `batch_size` triplets."""
+        while True:
+            yield self.sample(batch_size)
