@@ -1,0 +1,189 @@
+// CPU kernels of the correlation op (TORCH_LIBRARY_IMPL(flowmatch, CPU)).
+//
+// float32 with stride1 = 1 runs the SIMD kernels (AVX-512 or AVX2, chosen at run time; see
+// correlation_cpu_simd.inc); float16/bfloat16 are computed in float32; everything else (float64,
+// stride1 > 1, CPUs without AVX2) uses the per-element code of correlation.h, which is also what the
+// CUDA kernels run.  Work is split over (sample, row) pairs so one sample still uses every thread.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "correlation_cpu_simd.h"
+#include "correlation_ops.h"
+
+namespace fm_corr {
+namespace {
+
+enum class Simd { kNone, kAvx2, kAvx512 };
+
+// FLOWMATCH_CORR_SIMD=none|avx2|avx512 caps the level (benchmarks and tests of the fallbacks).
+Simd simd_level() {
+  static const Simd level = [] {
+    Simd hw = Simd::kNone;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+      hw = Simd::kAvx512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      hw = Simd::kAvx2;
+#endif
+    const char* env = std::getenv("FLOWMATCH_CORR_SIMD");
+    if (env != nullptr) {
+      if (std::strcmp(env, "none") == 0) return Simd::kNone;
+      if (std::strcmp(env, "avx2") == 0 && hw != Simd::kNone) return Simd::kAvx2;
+    }
+    return hw;
+  }();
+  return level;
+}
+
+// Calls fn(n, begin, end) over contiguous row ranges of one sample, rows of all samples in parallel.
+template <typename F>
+void parallel_rows(fm_index_t N, fm_index_t rows, const F& fn) {
+  at::parallel_for(0, N * rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end;) {
+      const fm_index_t n = t / rows, r0 = t % rows;
+      const fm_index_t r1 = std::min<fm_index_t>(rows, r0 + (end - t));
+      fn(n, r0, r1);
+      t += r1 - r0;
+    }
+  });
+}
+
+bool use_simd(const at::Tensor& t, const CorrParams& P) {
+  return t.scalar_type() == at::kFloat && P.s1 == 1 && simd_level() != Simd::kNone;
+}
+
+at::Tensor forward_impl(const at::Tensor& f1_in, const at::Tensor& f2_in, const CorrParams& P, bool elementwise) {
+  const auto st = f1_in.scalar_type();
+  if (st == at::kHalf || st == at::kBFloat16) {  // accumulate in float32
+    return forward_impl(f1_in.to(at::kFloat), f2_in.to(at::kFloat), P, elementwise).to(st);
+  }
+  const at::Tensor f1 = f1_in.contiguous(), f2 = f2_in.contiguous();
+  at::Tensor out = at::empty({P.N, P.D * P.D, P.oH, P.oW}, f1.options());
+  if (!elementwise && use_simd(f1, P)) {
+    const float *a = f1.const_data_ptr<float>(), *b = f2.const_data_ptr<float>();
+    float* o = out.mutable_data_ptr<float>();
+    const bool avx512 = simd_level() == Simd::kAvx512;
+    parallel_rows(P.N, P.oH, [&](fm_index_t n, fm_index_t i0, fm_index_t i1) {
+      if (avx512)
+        forward_rows_avx512(a, b, o, P, n, i0, i1);
+      else
+        forward_rows_avx2(a, b, o, P, n, i0, i1);
+    });
+    return out;
+  }
+  AT_DISPATCH_FLOATING_TYPES(f1.scalar_type(), "correlation_forward_cpu", [&] {
+    const scalar_t *a = f1.const_data_ptr<scalar_t>(), *b = f2.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    const scalar_t scale = scalar_t(1) / scalar_t(P.k * P.k * P.C);
+    parallel_rows(P.N * P.D * P.D, P.oH, [&](fm_index_t nd, fm_index_t i0, fm_index_t i1) {
+      const fm_index_t n = nd / (P.D * P.D), q = (nd / P.D) % P.D, d = nd % P.D;
+      for (fm_index_t i = i0; i < i1; ++i)
+        for (fm_index_t j = 0; j < P.oW; ++j)
+          o[corr_out_offset(P, n, q, d, i, j)] = corr_forward_element<scalar_t>(a, b, P, n, q, d, i, j) * scale;
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tensor& f1_in,
+                                                 const at::Tensor& f2_in, const CorrParams& P, bool elementwise) {
+  const auto st = f1_in.scalar_type();
+  if (st == at::kHalf || st == at::kBFloat16) {
+    auto res = backward_impl(grad_in.to(at::kFloat), f1_in.to(at::kFloat), f2_in.to(at::kFloat), P, elementwise);
+    return {std::get<0>(res).to(st), std::get<1>(res).to(st)};
+  }
+  const at::Tensor grad = grad_in.to(st).contiguous();
+  const at::Tensor f1 = f1_in.contiguous(), f2 = f2_in.contiguous();
+  at::Tensor g1 = at::empty(f1.sizes(), f1.options()), g2 = at::empty(f2.sizes(), f2.options());
+  if (!elementwise && use_simd(f1, P)) {
+    const float *g = grad.const_data_ptr<float>(), *a = f1.const_data_ptr<float>(), *b = f2.const_data_ptr<float>();
+    float *o1 = g1.mutable_data_ptr<float>(), *o2 = g2.mutable_data_ptr<float>();
+    const bool avx512 = simd_level() == Simd::kAvx512;
+    // Rows of grad_f1 and of grad_f2 as one list of 2·N·H jobs.
+    parallel_rows(2 * P.N, P.H, [&](fm_index_t wn, fm_index_t y0, fm_index_t y1) {
+      const int which = int(wn / P.N);
+      const fm_index_t n = wn % P.N;
+      const float* other = which == 0 ? b : a;
+      float* dst = which == 0 ? o1 : o2;
+      if (avx512)
+        backward_rows_avx512(g, other, dst, P, which, n, y0, y1);
+      else
+        backward_rows_avx2(g, other, dst, P, which, n, y0, y1);
+    });
+    return {g1, g2};
+  }
+  AT_DISPATCH_FLOATING_TYPES(f1.scalar_type(), "correlation_backward_cpu", [&] {
+    const scalar_t *g = grad.const_data_ptr<scalar_t>(), *a = f1.const_data_ptr<scalar_t>(),
+                   *b = f2.const_data_ptr<scalar_t>();
+    scalar_t *o1 = g1.mutable_data_ptr<scalar_t>(), *o2 = g2.mutable_data_ptr<scalar_t>();
+    const scalar_t scale = scalar_t(1) / scalar_t(P.k * P.k * P.C);
+    parallel_rows(2 * P.N * P.C, P.H, [&](fm_index_t wnc, fm_index_t y0, fm_index_t y1) {
+      const int which = int(wnc / (P.N * P.C));
+      const fm_index_t n = (wnc / P.C) % P.N, c = wnc % P.C;
+      const scalar_t* other = which == 0 ? b : a;
+      scalar_t* dst = which == 0 ? o1 : o2;
+      for (fm_index_t y = y0; y < y1; ++y)
+        for (fm_index_t x = 0; x < P.W; ++x)
+          dst[corr_in_offset(P, n, c, y, x)] = corr_backward_element<scalar_t>(g, other, P, which, n, c, y, x) * scale;
+    });
+  });
+  return {g1, g2};
+}
+
+void check_cpu(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "correlation (CPU kernel): ", name, " is on ", t.device());
+}
+
+at::Tensor forward_cpu(const at::Tensor& f1, const at::Tensor& f2, int64_t pad, int64_t k, int64_t md, int64_t s1,
+                       int64_t s2) {
+  const CorrParams P = check_inputs(f1, f2, pad, k, md, s1, s2);
+  check_cpu(f1, "f1");
+  check_cpu(f2, "f2");
+  return forward_impl(f1, f2, P, false);
+}
+
+std::tuple<at::Tensor, at::Tensor> backward_cpu(const at::Tensor& grad, const at::Tensor& f1, const at::Tensor& f2,
+                                                int64_t pad, int64_t k, int64_t md, int64_t s1, int64_t s2) {
+  const CorrParams P = check_inputs(f1, f2, pad, k, md, s1, s2);
+  check_grad(grad, f1, P);
+  check_cpu(f1, "f1");
+  check_cpu(f2, "f2");
+  check_cpu(grad, "grad_output");
+  return backward_impl(grad, f1, f2, P, false);
+}
+
+at::Tensor forward_elementwise_cpu(const at::Tensor& f1, const at::Tensor& f2, int64_t pad, int64_t k, int64_t md,
+                                   int64_t s1, int64_t s2) {
+  const CorrParams P = check_inputs(f1, f2, pad, k, md, s1, s2);
+  check_cpu(f1, "f1");
+  check_cpu(f2, "f2");
+  return forward_impl(f1, f2, P, true);
+}
+
+std::tuple<at::Tensor, at::Tensor> backward_elementwise_cpu(const at::Tensor& grad, const at::Tensor& f1,
+                                                            const at::Tensor& f2, int64_t pad, int64_t k, int64_t md,
+                                                            int64_t s1, int64_t s2) {
+  const CorrParams P = check_inputs(f1, f2, pad, k, md, s1, s2);
+  check_grad(grad, f1, P);
+  check_cpu(f1, "f1");
+  check_cpu(f2, "f2");
+  check_cpu(grad, "grad_output");
+  return backward_impl(grad, f1, f2, P, true);
+}
+
+}  // namespace
+}  // namespace fm_corr
+
+TORCH_LIBRARY_IMPL(flowmatch, CPU, m) {
+  m.impl("correlation", &fm_corr::forward_cpu);
+  m.impl("correlation_backward", &fm_corr::backward_cpu);
+  m.impl("_correlation_elementwise", &fm_corr::forward_elementwise_cpu);
+  m.impl("_correlation_backward_elementwise", &fm_corr::backward_elementwise_cpu);
+}

@@ -1,0 +1,39 @@
+// AVX2 + FMA variant of the float32 SIMD correlation kernels (selected at run time when the CPU has
+// AVX2 and FMA but not AVX-512).  Includes no torch/ATen header (see correlation_cpu_avx512.cpp).
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include "correlation.h"
+
+namespace {
+struct Vec {
+  static constexpr int L = 8;
+  using reg = __m256;
+  using mask = __m256i;
+  static reg zero() { return _mm256_setzero_ps(); }
+  static mask make_mask(fm_index_t lo, fm_index_t hi) {
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > L ? L : hi;
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i ge = _mm256_cmpgt_epi32(iota, _mm256_set1_epi32(int(lo) - 1));
+    const __m256i lt = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(hi)), iota);
+    return _mm256_and_si256(ge, lt);
+  }
+  static bool empty(mask m) { return _mm256_testz_si256(m, m); }
+  static bool full(mask m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF; }
+  static reg load(mask m, const float* p) { return _mm256_maskload_ps(p, m); }
+  static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg scale(reg a, float s) { return _mm256_mul_ps(a, _mm256_set1_ps(s)); }
+  static void store(mask m, float* p, reg v) { _mm256_maskstore_ps(p, m, v); }
+};
+}  // namespace
+
+#define FM_SIMD_NAME(name) name##_avx2
+#define FM_SIMD_MAX_OB 12
+#define FM_SIMD_MAX_MASKED_OB 4
+#define FM_SIMD_MAX_CB 8
+#include "correlation_cpu_simd.inc"
+
+#pragma GCC pop_options

@@ -1,0 +1,39 @@
+// AVX-512 variant of the float32 SIMD correlation kernels (selected at run time when the CPU has
+// AVX-512F).  Deliberately includes no torch/ATen header: everything in this file is compiled for
+// AVX-512, and inline functions shared with other translation units must not be.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+#include <immintrin.h>
+
+#include "correlation.h"
+
+namespace {
+struct Vec {
+  static constexpr int L = 16;
+  using reg = __m512;
+  using mask = __mmask16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  // Lanes l with lo <= l < hi.
+  static mask make_mask(fm_index_t lo, fm_index_t hi) {
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > L ? L : hi;
+    if (hi <= lo) return 0;
+    return mask(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+  }
+  static bool empty(mask m) { return m == 0; }
+  static bool full(mask m) { return m == 0xFFFF; }
+  static reg load(mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg scale(reg a, float s) { return _mm512_mul_ps(a, _mm512_set1_ps(s)); }
+  static void store(mask m, float* p, reg v) { _mm512_mask_storeu_ps(p, m, v); }
+};
+}  // namespace
+
+#define FM_SIMD_NAME(name) name##_avx512
+#define FM_SIMD_MAX_OB 24
+#define FM_SIMD_MAX_MASKED_OB 6
+#define FM_SIMD_MAX_CB 16
+#include "correlation_cpu_simd.inc"
+
+#pragma GCC pop_options
