@@ -1,0 +1,126 @@
+"""flowmatch.video and `flowmatch video`: streamed flow over a procedural video with known motion."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import flowmatch
+from flowmatch import io
+from flowmatch.errors import FlowFormatError, InputError
+from flowmatch.video import frame_source, video_flow, write_test_video
+
+MOTION = (2.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """An 8-frame 95×63 (odd) video whose content moves by MOTION px per frame, and its true flow."""
+    path = str(tmp_path_factory.mktemp("video") / "clip.mp4")
+    gt = write_test_video(path, frames=8, height=63, width=95, motion=MOTION)
+    return path, gt
+
+
+def _epe(flow, gt, border=8):
+    return float(np.linalg.norm(flow - gt, axis=2)[border:-border, border:-border].mean())
+
+
+def test_video_round_trip_recovers_the_known_motion(clip, tmp_path):
+    path, gt = clip
+    meta, frames = frame_source(path)
+    assert meta["size"] == (95, 63)  # odd sizes kept (macro_block_size=1)
+    first = next(frames)
+    assert first.shape == (63, 95, 3) and first.dtype == np.uint8
+    frames.close()
+    viz = str(tmp_path / "viz.mp4")
+    s = video_flow(path, str(tmp_path / "flows"), "dis-medium", viz=viz, progress=False)
+    assert s.pairs == s.computed == 7 and s.skipped == 0
+    assert [os.path.basename(p) for p in s.outputs] == [f"flow_{i:06d}.flo" for i in range(7)]
+    epes = [_epe(io.read_flow(p)[0], gt) for p in s.outputs]
+    print(f"video round trip, dis-medium: EPE per pair vs the known motion {np.round(epes, 3).tolist()} px")
+    assert max(epes) < 0.3
+    vmeta, vframes = frame_source(viz)
+    assert vmeta["size"] == (2 * 95, 63)  # frame | flow colour, side by side
+    assert sum(1 for _ in vframes) == 7
+
+
+def test_every_start_end_select_frames_and_png_output(clip, tmp_path):
+    path, gt = clip
+    s = video_flow(path, str(tmp_path), "dis-medium", every=2, start=1, end=7, fmt="png", progress=False)
+    # used frames 1, 3, 5 -> pairs (1, 3), (3, 5)
+    assert [os.path.basename(p) for p in s.outputs] == ["flow_000001.png", "flow_000003.png"]
+    for p in s.outputs:
+        flow, valid = io.read_flow(p)
+        assert valid.all()
+        assert _epe(flow, 2 * gt) < 0.5  # two frames apart: twice the motion
+
+
+def test_frame_folder_input_matches_flowmatch_flow(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "frames"
+    frames = []
+    for i in range(3):
+        img = (rng.random((40, 52, 3)) * 255).astype(np.uint8)
+        frames.append(img)
+        io.write_image(str(folder / f"{i:04d}.png"), img)
+    s = video_flow(str(folder), str(tmp_path / "out"), "farneback", progress=False)
+    assert s.pairs == 2
+    for i, p in enumerate(s.outputs):
+        np.testing.assert_array_equal(io.read_flow(p)[0], flowmatch.flow(frames[i], frames[i + 1], method="farneback"))
+
+
+def test_bad_video_inputs_raise_named_errors(clip, tmp_path):
+    path, _ = clip
+    with pytest.raises(InputError, match="does not exist"):
+        video_flow(str(tmp_path / "missing.mp4"), str(tmp_path / "o"), "dis-fast", progress=False)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(FlowFormatError, match="cannot read video"):
+        video_flow(str(junk), str(tmp_path / "o"), "dis-fast", progress=False)
+    with pytest.raises(InputError, match="unknown flow method"):
+        video_flow(path, str(tmp_path / "o"), "no-such-method", progress=False)
+    with pytest.raises(InputError, match="every"):
+        video_flow(path, str(tmp_path / "o"), "dis-fast", every=0, progress=False)
+    with pytest.raises(InputError, match="fewer than two frames"):
+        video_flow(path, str(tmp_path / "o"), "dis-fast", start=7, progress=False)
+    one = tmp_path / "one"
+    io.write_image(str(one / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(InputError, match="at least two"):
+        video_flow(str(one), str(tmp_path / "o"), "dis-fast", progress=False)
+    # the command reports them as errors with exit code 1, no traceback
+    r = subprocess.run([sys.executable, "-m", "flowmatch", "video", str(junk), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "cannot read video" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_killed_then_resumed_run_gives_the_same_files(tmp_path):
+    path = str(tmp_path / "long.mp4")
+    write_test_video(path, frames=10, height=64, width=96, motion=MOTION, seed=3)
+    ref = video_flow(path, str(tmp_path / "ref"), "deepflow", progress=False)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "flowmatch", "video", path, "--out", str(out), "--method", "deepflow", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if out.is_dir() and len([f for f in os.listdir(out) if f.endswith(".flo")]) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(f for f in os.listdir(out) if f.endswith(".flo") and not f.startswith("."))
+    assert 3 <= len(done) < 9, f"the kill should land mid-run, found {len(done)} files"
+    for f in done:  # whatever is there is complete (atomic writes)
+        io.read_flow(str(out / f))
+    r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(done)} already there" in r.stderr
+    final = sorted(os.listdir(out))
+    assert final == [os.path.basename(p) for p in ref.outputs]  # no stray temporaries either
+    for p in ref.outputs:
+        with open(p, "rb") as a, open(out / os.path.basename(p), "rb") as b:
+            assert a.read() == b.read(), p
