@@ -172,13 +172,15 @@ class FlowEstimator:
             flow = flow * flow.new_tensor([w / ww, h / wh]).view(1, 2, 1, 1)
         return flow
 
-    def __call__(self, img1: Any, img2: Any) -> np.ndarray | torch.Tensor:
+    def __call__(self, img1: Any, img2: Any = None) -> np.ndarray | torch.Tensor:
         """Flow from img1 to img2 in pixels, x (u) first.
 
         img1, img2: numpy H×W[×C] / N×H×W×C or torch [C×]H×W / N×C×H×W; uint8, uint16 or float
         ([0, 1], or [0, 255] when the max exceeds 1.5); C = 1, 3 or 4; both the same shape.
         Returns numpy H×W×2 (N×H×W×2 for a batch) for numpy input, torch N×2×H×W (on the input's
         device) for torch input; float32."""
+        if img2 is None:
+            raise InputError("two frames are needed (img1, img2); only one was given")
         a, batched_a, np_a = _to_batch(img1, "img1")
         b, batched_b, np_b = _to_batch(img2, "img2")
         if a.shape != b.shape or batched_a != batched_b:

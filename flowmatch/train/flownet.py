@@ -116,6 +116,7 @@ class TrainConfig:
     max_motion: float = 40.0                  # synthetic data only
     noise: float = 0.0                        # synthetic data only (grey levels)
     illumination: float = 0.0                 # synthetic data only
+    synthetic_pairs: int | None = None        # synthetic: cycle this many distinct pairs (None = endless)
     seed: int = 0
     out: str = "runs/flownet"
     ckpt_every: int = 500
@@ -153,7 +154,8 @@ class TrainConfig:
 
 # Settings that must not change when resuming (the sample stream and the model depend on them).
 _RESUME_FIXED = ("model", "width", "batch_norm", "data", "root", "split", "sintel_pass", "kitti_year",
-                 "crop", "batch_size", "seed", "augment", "max_motion", "noise", "illumination")
+                 "crop", "batch_size", "seed", "augment", "max_motion", "noise", "illumination",
+                 "synthetic_pairs")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,11 +174,13 @@ def _random_crop(sample: dict[str, np.ndarray], size: tuple[int, int], rng: np.r
 
 
 def _open_dataset(cfg: TrainConfig):
-    from ..data import datasets
-
     root = cfg.root
     if not os.path.isdir(root):
-        raise DatasetLayoutError(f"dataset folder {root!r} does not exist (--root)")
+        raise DatasetLayoutError(f"dataset folder {root!r} does not exist or is not a folder (--root)")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise DatasetLayoutError(f"dataset folder {root!r} is not readable; check its permissions (--root)")
+    from ..data import datasets
+
     if cfg.data == "chairs":
         split = {"training": "train", "validation": "val"}.get(cfg.split, cfg.split)
         return datasets.FlyingChairs(root, split=split)
@@ -215,6 +219,8 @@ class SampleStream:
         if self.dataset is None:
             from ..data.synthetic import generate_pair
 
+            if cfg.synthetic_pairs:
+                g = g % cfg.synthetic_pairs
             rng = np.random.default_rng([cfg.seed, 0, g])
             p = generate_pair(cfg.crop[0], cfg.crop[1], rng, max_motion=cfg.max_motion, noise=cfg.noise,
                               illumination=cfg.illumination)
@@ -406,6 +412,8 @@ def _add_arguments(p: argparse.ArgumentParser, model: str) -> None:
     p.add_argument("--max-motion", type=float, default=d.max_motion, help="synthetic: largest motion, px")
     p.add_argument("--noise", type=float, default=d.noise, help="synthetic: image noise, grey levels")
     p.add_argument("--illumination", type=float, default=d.illumination, help="synthetic: brightness change")
+    p.add_argument("--synthetic-pairs", type=int, default=None, metavar="N",
+                   help="synthetic: cycle N fixed pairs instead of fresh ones every step")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=f"runs/{model}", help="run folder (checkpoints, history.json, final.safetensors)")
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)

@@ -1,0 +1,67 @@
+"""Registers the "flownets" and "flownetc" flow methods (FlowEstimator on the shipped weights).
+
+The shipped weights are small configurations (width 0.25, batch norm) trained on this project's
+procedural flying-shapes pairs only -- not on FlyingChairs/Sintel -- so expect far worse accuracy
+on real footage than the published FlowNets.  Pass `weights=PATH` for any flowmatch FlowNet
+checkpoint (e.g. one trained with `flowmatch train flownetc --data chairs ...`).
+"""
+from __future__ import annotations
+
+import os
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from .._paths import weights_path
+from ..errors import MethodUnavailableError
+from .registry import Method, register
+
+SHIPPED = {"flownets": "flownets_small_synthetic.safetensors",
+           "flownetc": "flownetc_small_synthetic.safetensors"}
+
+_cache: dict[tuple, Any] = {}
+
+
+def shipped_weights(kind: str) -> str:
+    """Path of the shipped weights of `kind`; MethodUnavailableError when the file is missing."""
+    path = weights_path(SHIPPED[kind])
+    if not os.path.isfile(path):
+        raise MethodUnavailableError(f"the shipped {kind} weights {path!r} are missing; reinstall flowmatch, set "
+                                     f"FLOWMATCH_WEIGHTS, or pass weights=PATH (train with `flowmatch train {kind}`)")
+    return path
+
+
+def _check(kind: str) -> str | None:
+    path = weights_path(SHIPPED[kind])
+    return None if os.path.isfile(path) else f"weights file {path} is missing"
+
+
+def _estimator(kind: str, weights: str | None, device: str, size_mode: str, scale: float):
+    from ..estimator import FlowEstimator
+
+    path = os.path.abspath(weights) if weights else shipped_weights(kind)
+    key = (kind, path, os.path.getmtime(path) if os.path.exists(path) else 0, str(device), size_mode, scale)
+    if key not in _cache:
+        _cache.clear()  # one model in memory at a time is plenty
+        _cache[key] = FlowEstimator.from_checkpoint(path, kind, device=device, size_mode=size_mode, scale=scale)
+    return _cache[key]
+
+
+def _run(img1: np.ndarray, img2: np.ndarray, *, kind: str, device: str = "cpu", weights: str | None = None,
+         size_mode: str = "pad", scale: float = 1.0) -> np.ndarray:
+    """img1, img2: float32 H×W×3 in [0, 255] -> flow H×W×2 float32, pixels, x (u) first."""
+    est = _estimator(kind, weights, device, size_mode, scale)
+    return est(np.ascontiguousarray(img1, np.float32) / 255.0, np.ascontiguousarray(img2, np.float32) / 255.0)
+
+
+for _kind, _label in (("flownets", "FlowNetS"), ("flownetc", "FlowNetC")):
+    register(Method(
+        name=_kind,
+        run=partial(_run, kind=_kind),
+        description=f"{_label} (small, trained on procedural pairs only; weights=PATH for your own)",
+        needs_extension=False,
+        needs_weights=True,
+        check=partial(_check, _kind),
+        defaults={"weights": None, "size_mode": "pad", "scale": 1.0},
+    ))
