@@ -38,8 +38,8 @@ DATASETS = ("sintel", "kitti2012", "kitti2015", "middlebury", "chairs")
 def open_dataset(dataset: str, root: str, split: str = "training", pass_: str = "clean") -> Sequence[Any]:
     """The dataset `dataset` under `root` as a sequence of FlowSample (flowmatch.data.datasets).
 
-    KITTI samples carry the non-occluded ("noc") valid mask in meta["noc_valid"] next to the
-    all-pixels ("occ") ground truth, since the official tables report both."""
+    KITTI samples hold the all-pixels ("occ") ground truth, with the non-occluded mask in
+    meta["noc_valid"], since the official tables report both."""
     if dataset not in DATASETS:
         raise InputError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if not root or not os.path.isdir(root):
@@ -52,30 +52,11 @@ def open_dataset(dataset: str, root: str, split: str = "training", pass_: str = 
             raise InputError(f"--pass must be clean or final, got {pass_!r}")
         return ds.Sintel(root, split=split, pass_=pass_)
     if dataset in ("kitti2012", "kitti2015"):
-        year = int(dataset[-4:])
-        occ = ds.Kitti(root, year=year, split=split, gt="occ")
-        noc = ds.Kitti(root, year=year, split=split, gt="noc") if split == "training" else None
-        return _WithNoc(occ, noc)
+        # sample.flow/valid = flow_occ (all pixels); meta["noc_valid"] = the flow_noc mask
+        return ds.Kitti(root, year=int(dataset[-4:]), split=split, gt="occ")
     if dataset == "chairs":
         return ds.FlyingChairs(root, split={"training": "train", "validation": "val"}.get(split, split))
     return ds.Middlebury(root)
-
-
-class _WithNoc:
-    """KITTI samples with the noc mask attached (same frames, two gt folders)."""
-
-    def __init__(self, occ: Sequence[Any], noc: Sequence[Any] | None) -> None:
-        self.occ, self.noc = occ, noc
-
-    def __len__(self) -> int:
-        return len(self.occ)
-
-    def __getitem__(self, i: int) -> Any:
-        s = self.occ[i]
-        if self.noc is not None:
-            n = self.noc[i]
-            s.meta = {**(s.meta or {}), "noc_valid": n.valid}
-        return s
 
 
 # --- metrics --------------------------------------------------------------------------------------
