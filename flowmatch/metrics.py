@@ -86,11 +86,12 @@ def _mean(x: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------- single-image metrics
 
-def epe_map(flow: Any, gt: Any) -> np.ndarray:
+def epe_map(flow: Any, gt: Any, valid: Any = None) -> np.ndarray:
     """End-point error per pixel: |flow - gt| (float32 H×W, pixels).
 
-    flow, gt: H×W×2, pixels, x first.  NaN where gt is not finite; NaN in flow raises InputError."""
-    f, g, mask = _prepare(flow, gt, None)
+    flow, gt: H×W×2, pixels, x first.  NaN where gt is not finite or `valid` is False; NaN in flow
+    raises InputError."""
+    f, g, mask = _prepare(flow, gt, valid)
     out = _epe(f, g).astype(np.float32)
     out[~mask] = np.nan
     return out

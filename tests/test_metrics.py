@@ -25,6 +25,7 @@ def test_epe_hand_computed():
     flow = _f((3, 4), (0, 0), (1, 1))
     gt = _f((0, 0), (0, 0), (1, 0))
     np.testing.assert_allclose(M.epe_map(flow, gt), [[5, 0, 1]])
+    np.testing.assert_allclose(M.epe_map(flow, gt, np.array([[True, False, True]])), [[5, np.nan, 1]])
     assert M.epe(flow, gt) == pytest.approx(2.0)
     assert M.epe(flow, gt, valid=np.array([[False, True, True]])) == pytest.approx(0.5)
     assert math.isnan(M.epe(flow, gt, valid=np.zeros((1, 3), bool)))
