@@ -74,7 +74,7 @@ def _motion_about(cx: float, cy: float, angle_deg: float, scale: float, tx: floa
 # textures
 
 def _texture(rng: np.random.Generator, h: int, w: int, fine_period: float = 4.0) -> np.ndarray:
-    """A random colour texture, h×w×3 float32 in roughly [0, 255] (not clipped).
+    """A random colour texture, h×w×3 uint8.
 
     Value-noise octaves built coarse to fine on small grids (each level upsampled ×2 and new
     noise added), with the random colour mixing, contrast and mean applied on the grid (they are
@@ -101,10 +101,9 @@ def _texture(rng: np.random.Generator, h: int, w: int, fine_period: float = 4.0)
     # contrast and mean colour, on the grid
     acc *= np.float32(rng.uniform(40.0, 65.0) / (float(acc.std()) + 1e-6))
     acc += (rng.uniform(60.0, 195.0, 3) - acc.reshape(-1, 3).mean(0)).astype(np.float32)
-    big = cv2.resize(acc, (int(round(gw * period)), int(round(gh * period))), interpolation=cv2.INTER_CUBIC)
-    oy = int(rng.integers(0, big.shape[0] - h + 1))
-    ox = int(rng.integers(0, big.shape[1] - w + 1))
-    tex = big[oy:oy + h, ox:ox + w]
+    # straight to h×w: the grid's outer cells get cut off by the resize's pixel-centre mapping less
+    # evenly than a crop would, which does not matter for random noise and saves a copy
+    tex = cv2.resize(acc, (w, h), interpolation=cv2.INTER_CUBIC)
     if rng.random() < 0.35:
         # stripes of random direction, period and colour; sin(ax + by + c) written separably
         ang = rng.uniform(0, math.pi)
@@ -112,8 +111,8 @@ def _texture(rng: np.random.Generator, h: int, w: int, fine_period: float = 4.0)
         ax = math.cos(ang) * freq * np.arange(w, dtype=np.float32)
         by = math.sin(ang) * freq * np.arange(h, dtype=np.float32) + rng.uniform(0, 2 * math.pi)
         stripes = np.outer(np.cos(by), np.sin(ax)) + np.outer(np.sin(by), np.cos(ax))
-        tex = tex + stripes.astype(np.float32)[..., None] * rng.normal(0, 25.0, 3).astype(np.float32)
-    return np.ascontiguousarray(tex)
+        tex += stripes.astype(np.float32)[..., None] * rng.normal(0, 25.0, 3).astype(np.float32)
+    return _to_uint8(tex)
 
 
 def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -141,8 +140,10 @@ def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def _render_layer(canvas: np.ndarray, labels: np.ndarray, index: int, tex: np.ndarray, alpha: np.ndarray,
                   m: np.ndarray) -> None:
-    """Composite texture `tex` (with `alpha`) mapped by the 3×3 texture->frame matrix `m` over
-    `canvas` (in place), inside the layer's bounding box only; mark labels where alpha > 0.5."""
+    """Composite texture `tex` (h×w×3 uint8, with float32 `alpha`) mapped by the 3×3 texture->frame
+    matrix `m` over `canvas` (uint8, in place), inside the layer's bounding box only; mark labels
+    where alpha > 0.5.  (uint8 rendering halves the warp cost; it rounds to whole grey levels
+    once per layer, as storing the images does anyway.)"""
     h, w = canvas.shape[:2]
     th, tw = alpha.shape
     corners = np.array([[-0.5, -0.5, 1], [tw - 0.5, -0.5, 1], [-0.5, th - 0.5, 1], [tw - 0.5, th - 0.5, 1]]).T
@@ -274,34 +275,38 @@ def generate_sequence(height: int, width: int, seed: int | np.random.Generator =
         motions.append(a)
 
     # exact flow: the affine motion of the frontmost layer, A·p − p
-    params = np.stack([(a - np.eye(3))[:2].reshape(-1) for a in motions]).astype(np.float32)  # L×6
+    params = np.zeros((6, 256), np.float32)  # per layer index: the 6 entries of A - I, as cv2.LUT tables
+    params[:, :len(motions)] = np.stack([(a - np.eye(3))[:2].reshape(-1) for a in motions]).T
     xs = np.arange(w, dtype=np.float32)[None, :]
     ys = np.arange(h, dtype=np.float32)[:, None]
+    grid = np.empty((h, w, 2), np.float32)
+    grid[..., 0], grid[..., 1] = xs, ys
     flows, occs = [], []
     for k in range(nf - 1):
         flow = np.empty((h, w, 2), np.float32)
         for c in range(2):
-            pa, pb, pc = (np.take(params[:, 3 * c + j], labs[k]) for j in range(3))
+            pa, pb, pc = (cv2.LUT(labs[k], params[3 * c + j]) for j in range(3))
             flow[..., c] = pa * xs + pb * ys + pc
         # occluded: target out of frame (outside the pixel centres [0, W-1]×[0, H-1], where a
         # bilinear backward warp cannot sample), or a nearer layer covers it in the next frame
         # (nearest lookup of that frame's layer index)
-        tx, ty = xs + flow[..., 0], ys + flow[..., 1]
-        front = cv2.remap(labs[k + 1], tx, ty, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-        occ = front > labs[k]
-        occ |= (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
+        target = grid + flow
+        front = cv2.remap(labs[k + 1], target, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=255)
+        inside = cv2.inRange(target, (0.0, 0.0), (w - 1.0, h - 1.0))
         flows.append(flow)
-        occs.append(occ)
+        occs.append((front > labs[k]) | (inside == 0))
 
     # photometric options (after the geometry, so the flow stays exact)
     for k in range(nf):
-        img = imgs[k]
-        if illumination > 0 and k > 0:
-            gain = 1.0 + rng.uniform(-1, 1) * illumination
-            img = img * np.float32(gain) + np.float32(rng.uniform(-1, 1) * illumination * 64.0)
-        if noise > 0:
-            img = img + rng.normal(0.0, noise, img.shape).astype(np.float32)
-        imgs[k] = _to_uint8(img)
+        if (illumination > 0 and k > 0) or noise > 0:
+            img = imgs[k].astype(np.float32)
+            if illumination > 0 and k > 0:
+                gain = 1.0 + rng.uniform(-1, 1) * illumination
+                img = img * np.float32(gain) + np.float32(rng.uniform(-1, 1) * illumination * 64.0)
+            if noise > 0:
+                img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(noise)
+            imgs[k] = _to_uint8(img)
     meta = {"num_shapes": n, "motions": np.stack(motions)[:, :2].astype(np.float32)}
     return SyntheticSequence(frames=imgs, flows=flows, occlusions=occs, layers=labs, meta=meta)
 
