@@ -100,7 +100,7 @@ def _field(obj: Any, name: str) -> Any:
         return obj.get(name)
     if isinstance(obj, (tuple, list)):
         order = ("img1", "img2", "flow", "valid", "occlusion")
-        i = order.index(name)
+        i = order.index(name) if name in order else len(obj)
         return obj[i] if i < len(obj) else None
     return getattr(obj, name, None)
 
