@@ -32,7 +32,6 @@ KITTI_OFFSET = 2.0 ** 15
 IMAGE_EXTENSIONS = (".png", ".ppm", ".pgm", ".pnm", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-
 # ----------------------------------------------------------------------------- helpers
 
 def _file_size(path: str | os.PathLike) -> int:

@@ -229,6 +229,7 @@ def _valid_bytes(ext: str) -> bytes:
 
 
 VALID = {ext: _valid_bytes(ext) for ext in (".flo", ".png", ".pfm")}
+VALID[".ppm"] = b"P6\n4 3\n65535\n" + np.arange(72, dtype=">u2").tobytes()
 
 
 def _read_fuzzed(tmp_path, ext: str, data: bytes) -> None:
@@ -236,6 +237,10 @@ def _read_fuzzed(tmp_path, ext: str, data: bytes) -> None:
     path.write_bytes(data)
     tracemalloc.start()
     try:
+        if ext == ".ppm":
+            img = fio.read_image(path)
+            assert img.dtype in (np.uint8, np.uint16) and img.ndim in (2, 3)
+            return
         flow, valid = fio.read_flow(path)
     except FlowFormatError as exc:
         assert str(path) in str(exc)
@@ -254,7 +259,7 @@ def test_fuzz_random_bytes(tmp_path_factory, ext, data):
     _read_fuzzed(tmp_path_factory.mktemp("fz"), ext, data)
 
 
-@given(ext=st.sampled_from([".flo", ".png", ".pfm"]), data=st.data())
+@given(ext=st.sampled_from([".flo", ".png", ".pfm", ".ppm"]), data=st.data())
 def test_fuzz_mutated_and_truncated(tmp_path_factory, ext, data):
     raw = bytearray(VALID[ext])
     n_mut = data.draw(st.integers(0, 4))
