@@ -180,3 +180,27 @@ def test_ddp_two_gloo_processes_match_one_process_with_double_batch(tmp_path):
     np.testing.assert_allclose([h["loss"] for h in ddp], [h["loss"] for h in single], rtol=2e-3)
     # and the curve is not trivially flat, so the comparison means something
     assert len({round(h["loss"], 6) for h in single}) == 4
+
+
+def test_trains_on_a_flying_chairs_folder_with_augmentation(tmp_path):
+    """The dataset path end to end: a two-pair Flying Chairs layout, FlowAugment, two steps."""
+    from flowmatch import io
+    from flowmatch.data.synthetic import generate_pair
+
+    data = tmp_path / "chairs" / "data"
+    data.mkdir(parents=True)
+    for i in (1, 2):
+        p = generate_pair(96, 128, seed=i, max_motion=5.0)
+        io.write_image(str(data / f"{i:05d}_img1.ppm"), p.img1)
+        io.write_image(str(data / f"{i:05d}_img2.ppm"), p.img2)
+        io.write_flow(str(data / f"{i:05d}_flow.flo"), p.flow)
+    (tmp_path / "chairs" / "FlyingChairs_train_val.txt").write_text("1\n1\n")
+    cfg = tiny(tmp_path, "chairs_run", data="chairs", root=str(tmp_path / "chairs"), steps=2, augment=True)
+    res = train(cfg)
+    assert res.step == 2 and all(np.isfinite(h["loss"]) for h in res.history)
+    # a dataset folder without the official layout is a DatasetLayoutError naming the folder
+    from flowmatch.errors import DatasetLayoutError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetLayoutError, match="empty"):
+        train(tiny(tmp_path, "bad", data="chairs", root=str(tmp_path / "empty")))

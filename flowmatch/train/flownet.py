@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import time
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -190,13 +191,12 @@ def _open_dataset(cfg: TrainConfig):
 
 
 def _make_augment(cfg: TrainConfig):
+    """The paper's augmentations (engineer B's FlowAugment), cropping to cfg.crop."""
     if not cfg.augment:
         return None
-    try:
-        from ..data.augment import FlowAugment
-    except ImportError:
-        return None
-    return FlowAugment(crop_size=tuple(cfg.crop))
+    from ..data.augment import FlowAugment
+
+    return FlowAugment(crop=tuple(int(v) for v in cfg.crop))
 
 
 class SampleStream:
@@ -237,8 +237,8 @@ class SampleStream:
         s = self._raw(g)
         rng = np.random.default_rng([self.cfg.seed, 2, g])
         if self.augment is not None:
-            s = self.augment(s, rng) if not hasattr(self.augment, "apply") else self.augment.apply(s, rng)
-            s = dict(s) if isinstance(s, dict) else {"img1": s.img1, "img2": s.img2, "flow": s.flow, "valid": s.valid}
+            out = self.augment(SimpleNamespace(**s), rng)
+            s = {"img1": out.img1, "img2": out.img2, "flow": out.flow, "valid": out.valid}
         if s["img1"].shape[:2] != tuple(self.cfg.crop):
             s = _random_crop(s, self.cfg.crop, rng)
         return s
