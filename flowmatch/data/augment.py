@@ -187,7 +187,7 @@ class FlowAugment:
                                  f"{np.asarray(m).dtype} {tuple(np.shape(m))}")
         if flow is not None and valid is None:
             valid = np.isfinite(flow).all(axis=2)
-        if flow is not None and not np.isfinite(flow[valid]).all():
+        if flow is not None and not np.isfinite(flow).all() and not np.isfinite(flow[valid]).all():
             raise InputError("FlowAugment: flow has NaN/inf at pixels marked valid")
         return img1, img2, flow, (None if valid is None else np.asarray(valid)), \
             (None if occ is None else np.asarray(occ))
@@ -272,22 +272,28 @@ class FlowAugment:
 
     @staticmethod
     def _apply_photometric(img: np.ndarray, p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-        """colour × -> clip -> gamma -> + brightness -> contrast about the mean -> + noise -> clip, in [0, 1]."""
-        x = img.astype(np.float32) * np.float32(1.0 / 255.0)
-        if x.ndim == 3 and x.shape[2] == 3:
-            x *= p["colour"]
-        else:
-            x *= np.float32(p["colour"].mean())
-        np.clip(x, 0.0, 1.0, out=x)
-        if p["gamma"] != 1.0:
-            x = np.power(x, np.float32(p["gamma"]))
-        x += np.float32(p["brightness"])
+        """On the [0, 1] scale: colour × -> clip -> gamma -> + brightness -> contrast about the
+        image mean -> + noise -> clip.
+
+        Everything but the noise maps each channel's 8-bit value through a fixed curve, so it runs
+        as one per-channel lookup table (the contrast's mean comes from the channel histograms)."""
+        x = np.arange(256, dtype=np.float64) / 255.0
+        colour = p["colour"] if img.ndim == 3 and img.shape[2] == 3 else np.array([p["colour"].mean()])
+        curves = np.stack([np.minimum(x * m, 1.0) ** p["gamma"] + p["brightness"] for m in colour], axis=1)  # 256×C
         if p["contrast"] != 0.0:
-            mean = np.float32(x.mean())
-            x = (x - mean) * np.float32(1.0 + p["contrast"]) + mean
+            chans = img.reshape(-1, len(colour))
+            hist = np.stack([np.bincount(chans[:, c], minlength=256) for c in range(len(colour))], axis=1)
+            mean = float((hist * curves).sum() / max(1, hist.sum()))
+            curves = (curves - mean) * (1.0 + p["contrast"]) + mean
         if p["noise"] > 0:
-            x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(p["noise"])
-        return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            lut = (curves * 255.0).astype(np.float32).reshape(1, 256, -1)
+            out = cv2.LUT(img, lut if lut.shape[2] > 1 else lut[..., 0])
+            out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(p["noise"] * 255.0)
+            res = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        else:
+            lut = np.clip(np.floor(curves * 255.0 + 0.5), 0, 255).astype(np.uint8).reshape(1, 256, -1)
+            res = cv2.LUT(img, lut if lut.shape[2] > 1 else lut[..., 0])
+        return res.reshape(img.shape)
 
 
 # ----------------------------------------------------------------------------------------------
