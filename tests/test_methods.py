@@ -95,22 +95,33 @@ def test_contrib_methods_report_unavailable_without_cv2_optflow(monkeypatch):
         flowmatch.flow(a, b, method="deepflow")
 
 
-def test_dualtvl1_crash_in_child_is_an_error_not_a_dead_process(monkeypatch):
-    if not flowmatch.get_method("dualtvl1").available:
+@pytest.mark.parametrize("name", ["dualtvl1", "pcaflow"])
+def test_a_solver_crash_in_the_child_is_an_error_not_a_dead_process(monkeypatch, name):
+    if not flowmatch.get_method(name).available:
         pytest.skip("no cv2.optflow")
     a, b = translated_pair(48, 48)
-    worker = classical._Tvl1Worker()
-    monkeypatch.setattr(classical, "_tvl1_worker", worker)
+    worker = classical._Worker()
+    monkeypatch.setattr(classical, "_worker", worker)
     # a child that dies the way a heap corruption does (SIGABRT)
-    monkeypatch.setattr(classical, "_TVL1_CHILD", "import os, sys; sys.stdin.buffer.read(8); os.abort()")
+    monkeypatch.setattr(classical, "_CHILD", "import os, sys; sys.stdin.buffer.read(12); os.abort()")
     with pytest.raises(MethodUnavailableError, match="crashed in its worker process"):
-        flowmatch.flow(a, b, method="dualtvl1")
+        flowmatch.flow(a, b, method=name)
     monkeypatch.undo()
-    monkeypatch.setattr(classical, "_tvl1_worker", worker)
-    isolated = flowmatch.flow(a, b, method="dualtvl1")  # the worker restarts with the real child
-    inproc = flowmatch.flow(a, b, method="dualtvl1", isolate=False)
-    np.testing.assert_allclose(isolated, inproc, atol=1e-6)
+    monkeypatch.setattr(classical, "_worker", worker)
+    isolated = flowmatch.flow(a, b, method=name)  # the worker restarts with the real child
+    if name == "dualtvl1":  # in-process PCAFlow on this small frame is exactly what corrupts the heap
+        np.testing.assert_allclose(isolated, flowmatch.flow(a, b, method=name, isolate=False), atol=1e-6)
     worker.close()
+
+
+def test_pcaflow_on_small_frames_pads_and_stays_accurate():
+    if not flowmatch.get_method("pcaflow").available:
+        pytest.skip("no cv2.optflow")
+    a, b = translated_pair(40, 56)  # below PCAFlow's safe 64 rows: padded, flow cropped back
+    flow = flowmatch.flow(a, b, method="pcaflow")
+    assert flow.shape == (40, 56, 2)
+    err = np.linalg.norm(flow - np.array([1.5, -0.75], np.float32), axis=2)[8:-8, 8:-8]
+    assert err.mean() < 0.5
 
 
 def test_registry_best_method_follows_preference(monkeypatch):

@@ -75,13 +75,17 @@ def bench_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.n
 
 
 def bench_method(name: str, img1: np.ndarray, img2: np.ndarray, runs: int = 5, device: str = "cpu",
-                 options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Time one method: {"method", "median_s", "min_s", "runs", "peak_mb"} (peak over the timed runs)."""
+                 options: dict[str, Any] | None = None, warmup: bool = True) -> dict[str, Any]:
+    """Time one method: {"method", "median_s", "min_s", "runs", "peak_mb", "device"}.
+
+    img1, img2: frames H×W×3.  Times are wall seconds per call after one warm-up call (skip it with
+    warmup=False when the caller already made one); peak_mb is from one more untimed call."""
     from ..methods.registry import flow
     if runs < 1:
         raise InputError(f"--runs must be at least 1, got {runs}")
     opts = options or {}
-    flow(img1, img2, method=name, device=device, **opts)  # warm-up: lazy loading, caches, JIT
+    if warmup:
+        flow(img1, img2, method=name, device=device, **opts)  # lazy loading, caches, JIT
     cuda = device == "cuda"
     if cuda:
         import torch

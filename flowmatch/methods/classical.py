@@ -109,17 +109,36 @@ def _deepflow(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu") -> np.
     return _finish(algo.calc(_gray_u8(img1), _gray_u8(img2), None), "deepflow")
 
 
-def _pcaflow(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu") -> np.ndarray:
+def _pcaflow(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", isolate: bool = True) -> np.ndarray:
     _cpu_only("pcaflow", device)
-    _min_size("pcaflow", img1, 32)
-    algo = cv2.optflow.createOptFlow_PCAFlow()
-    return _finish(algo.calc(_gray_u8(img1), _gray_u8(img2), None), "pcaflow")
+    _min_size("pcaflow", img1, 8)
+    # PCAFlow corrupts the heap on frames under ~64 rows here (measured: 50×50, 32×32, 50×200 abort
+    # or segfault at exit, 64×N and larger were clean).  Pad small frames (edge replicate) and crop the
+    # flow back; and run it in the worker process, since the fault depends on the image content.
+    h, w = img1.shape[:2]
+    ph, pw = max(0, _PCA_MIN - h), max(0, _PCA_MIN - w)
+    a, b = _gray_u8(img1), _gray_u8(img2)
+    if ph or pw:
+        a = cv2.copyMakeBorder(a, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+        b = cv2.copyMakeBorder(b, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+    if isolate:
+        flow = _worker.run("pcaflow", a, b, np.zeros(6))
+    else:
+        flow = cv2.optflow.createOptFlow_PCAFlow().calc(a, b, None)
+    return _finish(flow[:h, :w], "pcaflow")
 
 
-# DualTVL1 crashed the whole process (heap corruption, "corrupted double-linked list") on a 50×50
-# image on this machine kind.  A native crash cannot be caught in Python, so by default the solver
-# runs in a small child process that imports only numpy and cv2: if it dies, we raise and restart it.
-_TVL1_CHILD = r"""
+_PCA_MIN = 64
+
+
+# OpenCV's contrib solvers are not memory-safe on every input: DualTVL1 crashed the whole process
+# ("corrupted double-linked list") on a 50×50 image on this machine kind, PCAFlow corrupts the heap
+# on small frames.  A native crash cannot be caught in Python, so by default they run in one small
+# persistent child process that imports only numpy and cv2: if it dies we raise, and restart it on
+# the next call.  Protocol (stdin/stdout, raw bytes): int32 [algo, h, w], frame a, frame b (uint8
+# h×w), 6 float64 parameters -> float32 h×w×2 flow.
+_ALGOS = {"dualtvl1": 0, "pcaflow": 1}
+_CHILD = r"""
 import sys, numpy as np, cv2
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 def read_exact(n):
@@ -129,23 +148,26 @@ def read_exact(n):
     return data
 while True:
     try:
-        h, w = np.frombuffer(read_exact(8), np.int32)
+        algo_id, h, w = np.frombuffer(read_exact(12), np.int32)
     except EOFError:
         break
     a = np.frombuffer(read_exact(h * w), np.uint8).reshape(h, w)
     b = np.frombuffer(read_exact(h * w), np.uint8).reshape(h, w)
     p = np.frombuffer(read_exact(48), np.float64)
-    algo = cv2.optflow.DualTVL1OpticalFlow_create()
-    algo.setScalesNumber(int(p[0])); algo.setWarpingsNumber(int(p[1])); algo.setLambda(float(p[2]))
-    algo.setTau(float(p[3])); algo.setTheta(float(p[4])); algo.setEpsilon(float(p[5]))
+    if algo_id == 0:
+        algo = cv2.optflow.DualTVL1OpticalFlow_create()
+        algo.setScalesNumber(int(p[0])); algo.setWarpingsNumber(int(p[1])); algo.setLambda(float(p[2]))
+        algo.setTau(float(p[3])); algo.setTheta(float(p[4])); algo.setEpsilon(float(p[5]))
+    else:
+        algo = cv2.optflow.createOptFlow_PCAFlow()
     flow = np.ascontiguousarray(algo.calc(a, b, None), dtype=np.float32)
     out.write(flow.tobytes())
     out.flush()
 """
 
 
-class _Tvl1Worker:
-    """One persistent child process running DualTVL1 (restarted after a crash)."""
+class _Worker:
+    """One persistent child process running the unsafe OpenCV solvers (restarted after a crash)."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
@@ -156,16 +178,16 @@ class _Tvl1Worker:
         if self._proc is None or self._proc.poll() is not None:
             # stderr goes to a temporary file (a pipe nobody reads could fill up and block).
             self._stderr = tempfile.TemporaryFile()
-            self._proc = subprocess.Popen([sys.executable, "-c", _TVL1_CHILD], stdin=subprocess.PIPE,
+            self._proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=self._stderr)
         return self._proc
 
-    def run(self, a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
-        """DualTVL1 flow (H×W×2 float32) for uint8 H×W frames a, b; params as in _TVL1_CHILD."""
+    def run(self, algo: str, a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """Flow (H×W×2 float32) of `algo` for uint8 H×W frames a, b; params as in _CHILD."""
         h, w = a.shape
         with self._lock:
             proc = self._start()
-            msg = (np.array([h, w], np.int32).tobytes() + np.ascontiguousarray(a).tobytes()
+            msg = (np.array([_ALGOS[algo], h, w], np.int32).tobytes() + np.ascontiguousarray(a).tobytes()
                    + np.ascontiguousarray(b).tobytes() + params.astype(np.float64).tobytes())
             try:
                 proc.stdin.write(msg)
@@ -182,7 +204,7 @@ class _Tvl1Worker:
                 err = self._stderr.read().decode(errors="replace").strip().splitlines()[-2:]
                 self._proc = None
                 raise MethodUnavailableError(
-                    f"dualtvl1: OpenCV's DualTVL1 crashed in its worker process on a {w}×{h} frame "
+                    f"{algo}: OpenCV's solver crashed in its worker process on a {w}×{h} frame "
                     f"(exit code {proc.returncode}; {' | '.join(err) or exc}); try another method, "
                     f"or isolate=False to run it in-process") from None
 
@@ -196,7 +218,7 @@ class _Tvl1Worker:
         self._proc = None
 
 
-_tvl1_worker = _Tvl1Worker()
+_worker = _Worker()
 
 
 def _dualtvl1(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", scales: int = 5,
@@ -210,7 +232,7 @@ def _dualtvl1(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", scales
     a, b = _gray_u8(img1), _gray_u8(img2)
     if isolate:
         params = np.array([scales, warps, lambda_, tau, theta, epsilon], dtype=np.float64)
-        flow = _tvl1_worker.run(a, b, params)
+        flow = _worker.run("dualtvl1", a, b, params)
     else:
         algo = cv2.optflow.DualTVL1OpticalFlow_create()
         algo.setScalesNumber(scales)
@@ -242,4 +264,4 @@ register(Method(name="deepflow", run=_deepflow, check=_need_contrib, defaults=_d
 register(Method(name="dualtvl1", run=_dualtvl1, check=_need_contrib, defaults=_defaults(_dualtvl1),
                 description="TV-L1 flow (cv2.optflow, opencv-contrib), run in a child process; CPU, slow"))
 register(Method(name="pcaflow", run=_pcaflow, check=_need_contrib, defaults=_defaults(_pcaflow),
-                description="PCA-Flow sparse-to-dense (cv2.optflow, opencv-contrib); CPU"))
+                description="PCA-Flow sparse-to-dense (cv2.optflow, opencv-contrib), run in a child process; CPU"))
