@@ -17,17 +17,18 @@ so the result is identical to a one-process run.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from ._atomic import atomic_open
-from .errors import DatasetLayoutError, InputError
+from .errors import DatasetLayoutError, FlowmatchError, InputError
 from .methods.registry import get_method
 
 DATASETS = ("sintel", "kitti2012", "kitti2015", "middlebury", "chairs")
@@ -56,7 +57,7 @@ def open_dataset(dataset: str, root: str, split: str = "training", pass_: str = 
         return ds.Kitti(root, year=int(dataset[-4:]), split=split, gt="occ")
     if dataset == "chairs":
         return ds.FlyingChairs(root, split={"training": "train", "validation": "val"}.get(split, split))
-    return ds.Middlebury(root)
+    return ds.Middlebury(root, split=split)
 
 
 # --- metrics --------------------------------------------------------------------------------------
@@ -156,6 +157,34 @@ def _gather(obj: Any, d: _Dist) -> list[Any]:
     return out
 
 
+@contextlib.contextmanager
+def _shared_failure(d: _Dist) -> Iterator[None]:
+    """Run a rank's share of the work; then tell every rank whether any rank failed.
+
+    Without this, one rank raising (bad frame, method error) would leave the others waiting in the
+    next collective until the gloo timeout.  The failing rank re-raises its own exception; the
+    others raise FlowmatchError naming it."""
+    error: BaseException | None = None
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks know
+        error = exc
+    if d.world > 1:
+        reports = _gather(None if error is None else f"{type(error).__name__}: {error}", d)
+        if error is None:
+            failed = [(r, msg) for r, msg in enumerate(reports) if msg is not None]
+            if failed:
+                raise FlowmatchError(f"rank {failed[0][0]} failed: {failed[0][1]}")
+    if error is not None:
+        raise error
+
+
+def _leave_dist(d: _Dist) -> None:
+    if d.owns_group:
+        import torch.distributed as dist
+        dist.destroy_process_group()
+
+
 # --- the harness ----------------------------------------------------------------------------------
 
 def _frame_name(sample: Any, index: int) -> str:
@@ -205,41 +234,40 @@ def evaluate(dataset: str, root: str, method: str, *, split: str = "training", p
     if n == 0:
         raise DatasetLayoutError(f"no frames found for {dataset} ({split}) under {root!r}")
     d = _init_dist()
+    states: dict[int, dict] = {}
+    records: list[dict] = []
     try:
-        mine = list(range(d.rank, n, d.world))
-        states, records = {}, []
-        bar = _progress(len(mine), enabled=progress and d.rank == 0, desc=f"{dataset}:{method}")
-        epes: list[float] = []
-        for i in mine:
-            sample = data[i]
-            name = _frame_name(sample, i)
-            if sample.flow is None:
-                raise DatasetLayoutError(f"frame {name!r} of {dataset} ({split}) has no ground truth; "
-                                         f"evaluate the training split (use `flowmatch submit` for test)")
-            t0 = time.perf_counter()
-            flow = run_flow(sample.img1, sample.img2, method=method, device=device, **(options or {}))
-            seconds = time.perf_counter() - t0
-            acc = _new_accumulator(dataset)
-            _accumulate(dataset, acc, sample, flow)
-            states[i] = acc.state()
-            rec = _frame_record(i, name, flow, sample, seconds)
-            records.append(rec)
-            if out and panels:
-                from .viz import save_panel
-                save_panel(os.path.join(out, "panels", f"{name}.png"), sample.img1, flow,
-                           gt=sample.flow, valid=sample.valid)
-            epes.append(rec["epe"])
+        with _shared_failure(d):
+            mine = list(range(d.rank, n, d.world))
+            bar = _progress(len(mine), enabled=progress and d.rank == 0, desc=f"{dataset}:{method}")
+            epes: list[float] = []
+            for i in mine:
+                sample = data[i]
+                name = _frame_name(sample, i)
+                if sample.flow is None:
+                    raise DatasetLayoutError(f"frame {name!r} of {dataset} ({split}) has no ground truth; "
+                                             f"evaluate the training split (use `flowmatch submit` for test)")
+                t0 = time.perf_counter()
+                flow = run_flow(sample.img1, sample.img2, method=method, device=device, **(options or {}))
+                seconds = time.perf_counter() - t0
+                acc = _new_accumulator(dataset)
+                _accumulate(dataset, acc, sample, flow)
+                states[i] = acc.state()
+                rec = _frame_record(i, name, flow, sample, seconds)
+                records.append(rec)
+                if out and panels:
+                    from .viz import save_panel
+                    save_panel(os.path.join(out, "panels", f"{name}.png"), sample.img1, flow,
+                               gt=sample.flow, valid=sample.valid)
+                epes.append(rec["epe"])
+                if bar is not None:
+                    bar.set_postfix(epe=f"{np.mean(epes):.3f}")
+                    bar.update(1)
             if bar is not None:
-                bar.set_postfix(epe=f"{np.mean(epes):.3f}")
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+                bar.close()
         gathered = _gather((states, records), d)
     finally:
-        if d.owns_group:
-            import torch.distributed as dist
-            dist.barrier()
-            dist.destroy_process_group()
+        _leave_dist(d)
     all_states: dict[int, dict] = {}
     all_records: list[dict] = []
     for st, rec in gathered:

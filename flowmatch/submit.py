@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from ._atomic import atomic_path
 from .errors import DatasetLayoutError, InputError, MethodUnavailableError
-from .evaluate import _init_dist
+from .evaluate import _gather, _init_dist, _leave_dist, _shared_failure
 from .methods.registry import get_method
 
 SUBMIT_DATASETS = ("sintel", "kitti2012", "kitti2015")
@@ -92,36 +92,29 @@ def submit(dataset: str, root: str, method: str, out: str, *, passes: Sequence[s
     d = _init_dist()
     written: list[str] = []
     try:
-        for data, p in jobs:
-            n = len(data) if limit is None else min(limit, len(data))
-            if n == 0:
-                raise DatasetLayoutError(f"no frames found for {dataset} ({split}) under {root!r}")
-            bar = None
-            if progress and d.rank == 0:
-                from tqdm import tqdm
-                bar = tqdm(total=len(range(d.rank, n, d.world)), desc=f"{dataset} {p}".strip(), unit="frame")
-            for i in range(n):
-                if i % d.world != d.rank:
-                    continue
-                s = data[i]
-                path = _output_paths(dataset, [s], out, p)[0]
-                result = run_flow(s.img1, s.img2, method=method, device=device, **(options or {}))
-                io.write_flow(path, result)
-                written.append(path)
+        with _shared_failure(d):
+            for data, p in jobs:
+                n = len(data) if limit is None else min(limit, len(data))
+                if n == 0:
+                    raise DatasetLayoutError(f"no frames found for {dataset} ({split}) under {root!r}")
+                bar = None
+                if progress and d.rank == 0:
+                    from tqdm import tqdm
+                    bar = tqdm(total=len(range(d.rank, n, d.world)), desc=f"{dataset} {p}".strip(), unit="frame")
+                for i in range(d.rank, n, d.world):
+                    s = data[i]
+                    path = _output_paths(dataset, [s], out, p)[0]
+                    result = run_flow(s.img1, s.img2, method=method, device=device, **(options or {}))
+                    io.write_flow(path, result)
+                    written.append(path)
+                    if bar is not None:
+                        bar.update(1)
                 if bar is not None:
-                    bar.update(1)
-            if bar is not None:
-                bar.close()
+                    bar.close()
         if d.world > 1:
-            import torch.distributed as dist
-            gathered: list[Any] = [None] * d.world
-            dist.all_gather_object(gathered, written)
-            written = sorted(p for part in gathered for p in part)
+            written = sorted(p for part in _gather(written, d) for p in part)
     finally:
-        if d.owns_group:
-            import torch.distributed as dist
-            dist.barrier()
-            dist.destroy_process_group()
+        _leave_dist(d)
     if zip_ and d.rank == 0:
         written.append(zip_folder(out, [os.path.join(out, p) for p in (passes if dataset == "sintel" else ["flow"])]))
     return written
