@@ -167,6 +167,12 @@ def test_bad_arguments_raise_input_error(kwargs):
         generate_pair(seed=0, **kwargs)
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", None])
+def test_bad_seed(seed):
+    with pytest.raises(InputError, match="seed"):
+        generate_pair(16, 16, seed)
+
+
 def test_bad_frame_count():
     with pytest.raises(InputError, match="frames"):
         generate_sequence(16, 16, 0, frames=1)

@@ -235,7 +235,12 @@ def generate_sequence(height: int, width: int, seed: int | np.random.Generator =
     if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool) or not 2 <= frames <= 1000:
         raise InputError(f"generate_sequence: frames={frames!r} must be an int in 2..1000")
     h, w, nf = int(height), int(width), int(frames)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        rng = seed
+    elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
+        rng = np.random.default_rng(int(seed))
+    else:
+        raise InputError(f"generate_pair: seed={seed!r} must be an int >= 0 or a numpy Generator")
     if num_shapes is None:
         num_shapes = (4, 8)
     lo, hi = num_shapes if isinstance(num_shapes, tuple) else (num_shapes, num_shapes)
