@@ -115,6 +115,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     augment: bool = True
     max_motion: float = 40.0                  # synthetic data only
+    motion_min: float = 1.0                   # synthetic: per-pair max motion drawn in [motion_min, 1]·max_motion
     noise: float = 0.0                        # synthetic data only (grey levels)
     illumination: float = 0.0                 # synthetic data only
     synthetic_pairs: int | None = None        # synthetic: cycle this many distinct pairs (None = endless)
@@ -137,6 +138,8 @@ class TrainConfig:
         if self.data != "synthetic" and not self.root:
             raise InputError(f"--data {self.data} needs --root (the dataset folder)")
         h, w = self.crop
+        if not 0.0 <= self.motion_min <= 1.0:
+            raise InputError(f"--motion-min must be in [0, 1], got {self.motion_min}")
         if h < 64 or w < 64:
             raise InputError(f"--crop must be at least 64×64, got {h}×{w}")
         for name in ("batch_size", "steps", "ckpt_every"):
@@ -156,7 +159,7 @@ class TrainConfig:
 # Settings that must not change when resuming (the sample stream and the model depend on them).
 _RESUME_FIXED = ("model", "width", "batch_norm", "data", "root", "split", "sintel_pass", "kitti_year",
                  "crop", "batch_size", "seed", "augment", "max_motion", "noise", "illumination",
-                 "synthetic_pairs")
+                 "synthetic_pairs", "motion_min")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +225,10 @@ class SampleStream:
             if cfg.synthetic_pairs:
                 g = g % cfg.synthetic_pairs
             rng = np.random.default_rng([cfg.seed, 0, g])
-            p = generate_pair(cfg.crop[0], cfg.crop[1], rng, max_motion=cfg.max_motion, noise=cfg.noise,
+            motion = cfg.max_motion
+            if cfg.motion_min < 1.0:  # a spread of motion magnitudes, small ones included
+                motion *= cfg.motion_min + (1.0 - cfg.motion_min) * np.random.default_rng([cfg.seed, 4, g]).random()
+            p = generate_pair(cfg.crop[0], cfg.crop[1], rng, max_motion=motion, noise=cfg.noise,
                               illumination=cfg.illumination)
             return {"img1": p.img1, "img2": p.img2, "flow": p.flow, "valid": p.valid}
         n = len(self.dataset)
@@ -410,6 +416,8 @@ def _add_arguments(p: argparse.ArgumentParser, model: str) -> None:
     p.add_argument("--batch-norm", action="store_true")
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--max-motion", type=float, default=d.max_motion, help="synthetic: largest motion, px")
+    p.add_argument("--motion-min", type=float, default=d.motion_min,
+                   help="synthetic: draw each pair's max motion in [motion-min, 1]·max-motion (default 1: fixed)")
     p.add_argument("--noise", type=float, default=d.noise, help="synthetic: image noise, grey levels")
     p.add_argument("--illumination", type=float, default=d.illumination, help="synthetic: brightness change")
     p.add_argument("--synthetic-pairs", type=int, default=None, metavar="N",

@@ -1,0 +1,152 @@
+"""FlowNet benchmark: accuracy of the shipped small models and CPU speed of the full networks.
+
+1. EPE (px) of the shipped synthetic-trained FlowNetS / FlowNetC on held-out procedural pairs
+   and on ../shared/data/real, next to zero flow (the baseline, ratio 1.00) and OpenCV DIS
+   (medium) on the same pairs.
+2. Forward time per frame pair (FlowEstimator end to end: normalise, pad to 64, network, ×4
+   upsampling) at 384×512 and 1024×436 for the full-width FlowNetS and FlowNetC (random weights:
+   speed does not depend on them), median of several runs, ratio against FlowNetS at the same size,
+   and the peak resident memory of a process doing only that.
+
+    python benchmarks/bench_flownet.py [--pairs 8] [--runs 3] [--skip-speed] [--skip-accuracy]
+
+Timings on a shared 2-core machine are noisy; compare the ratios more than the absolute numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import flowmatch
+from flowmatch import io, metrics
+from flowmatch._paths import real_data_dir
+
+ACC_METHODS = ("zero", "dis-medium", "flownets", "flownetc")
+
+
+def run_method(name: str, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+    if name == "zero":
+        return np.zeros(img1.shape[:2] + (2,), np.float32)
+    return flowmatch.flow(img1, img2, method=name)
+
+
+def real_cases() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    root = real_data_dir()
+    if root is None:
+        return []
+    cases = []
+    for group in sorted(os.listdir(root)):
+        gdir = os.path.join(root, group)
+        if not os.path.isdir(gdir):
+            continue
+        for case in sorted(os.listdir(gdir)):
+            cdir = os.path.join(gdir, case)
+            files = os.listdir(cdir)
+            i1 = next(f for f in files if f.startswith("img1"))
+            i2 = next(f for f in files if f.startswith("img2"))
+            gt = next(f for f in files if f.startswith("flow"))
+            flow, valid = io.read_flow(os.path.join(cdir, gt))
+            if "invalid.png" in files:
+                valid &= ~io.read_mask(os.path.join(cdir, "invalid.png"))
+            cases.append((f"{group}/{case}", io.read_image(os.path.join(cdir, i1)),
+                          io.read_image(os.path.join(cdir, i2)), flow, valid))
+    return cases
+
+
+def accuracy_table(title: str, cases, methods) -> None:
+    print(f"\n## {title}: EPE in px (ratio vs zero flow)")
+    print(f"{'case':44s}" + "".join(f"{m:>20s}" for m in methods))
+    totals = {m: [] for m in methods}
+    for name, a, b, gt, valid in cases:
+        row = f"{name:44s}"
+        zero = None
+        for m in methods:
+            try:
+                e = metrics.epe(run_method(m, a, b), gt, valid)
+            except flowmatch.errors.MethodUnavailableError as exc:
+                row += f"{'n/a':>20s}"
+                print(f"  ({m} unavailable: {exc})", file=sys.stderr)
+                continue
+            zero = e if m == "zero" else zero
+            totals[m].append(e)
+            row += f"{e:12.3f} ({e / zero:4.2f})" if zero else f"{e:20.3f}"
+        print(row)
+    z = np.mean(totals["zero"])
+    print(f"{'mean':44s}" + "".join(f"{np.mean(v):12.3f} ({np.mean(v) / z:4.2f})" if v else f"{'n/a':>20s}"
+                                    for v in totals.values()))
+
+
+SPEED_CHILD = r"""
+import json, resource, statistics, sys, time
+import numpy as np, torch
+from flowmatch.estimator import FlowEstimator
+from flowmatch.models import build_model
+kind, h, w, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+torch.manual_seed(0)
+est = FlowEstimator(build_model(kind))
+rng = np.random.default_rng(0)
+a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8); b = np.roll(a, 3, axis=1)
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+est(a, b)  # warm-up
+times = []
+for _ in range(runs):
+    t = time.perf_counter(); est(a, b); times.append(time.perf_counter() - t)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"median": statistics.median(times), "peak_mib": peak / 1024, "model_mib": rss_before / 1024}))
+"""
+
+
+def speed_table(runs: int) -> None:
+    import torch
+
+    print(f"\n## Forward time per pair on CPU ({torch.get_num_threads()} threads; full-width networks, "
+          f"FlowEstimator end to end), median of {runs} runs after a warm-up")
+    print(f"{'size':>10s} {'model':>9s} {'median s':>9s} {'vs S':>6s} {'peak RSS MiB':>13s} {'of which model+torch':>21s}")
+    for h, w in ((384, 512), (436, 1024)):
+        base = None
+        for kind in ("flownets", "flownetc"):
+            out = subprocess.run([sys.executable, "-c", SPEED_CHILD, kind, str(h), str(w), str(runs)],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"{w}x{h:<5d} {kind:>9s}  failed: {out.stderr.strip().splitlines()[-1:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            base = r["median"] if kind == "flownets" else base
+            ratio = r["median"] / base if base else float("nan")
+            print(f"{w:>5d}x{h:<4d} {kind:>9s} {r['median']:9.3f} {ratio:6.2f} {r['peak_mib']:13.0f} {r['model_mib']:21.0f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=8, help="held-out synthetic pairs")
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per speed setting")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-accuracy", action="store_true")
+    args = ap.parse_args()
+    t0 = time.time()
+    if not args.skip_accuracy:
+        from flowmatch.train.flownet import heldout_pairs
+
+        syn = [(f"synthetic #{k} 256x192", p.img1, p.img2, p.flow, p.valid)
+               for k, p in enumerate(heldout_pairs(args.pairs, 192, 256, seed=2024, noise=2.0, illumination=0.1))]
+        accuracy_table("held-out synthetic pairs (never seen in training)", syn, ACC_METHODS)
+        real = real_cases()
+        if real:
+            accuracy_table("real pairs (../shared/data/real)", real, ACC_METHODS)
+        else:
+            print("\n(real data ../shared/data/real not present: skipped)")
+    if not args.skip_speed:
+        speed_table(args.runs)
+    print(f"\n(total {time.time() - t0:.0f} s; shared machine, timings noisy)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
