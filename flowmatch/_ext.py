@@ -46,5 +46,7 @@ def has_cuda_kernels() -> bool:
     """True when the extension was built with its CUDA kernels."""
     if not load():
         return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key("flowmatch::correlation", "CUDA") \
-        if hasattr(torch._C, "_dispatch_has_kernel_for_dispatch_key") else False
+    try:
+        return bool(torch._C._dispatch_has_kernel_for_dispatch_key("flowmatch::correlation", "CUDA"))
+    except (RuntimeError, AttributeError):  # op not registered, or an older torch
+        return False
