@@ -79,6 +79,18 @@ def test_demo_writes_outputs_and_prints_true_metrics(tmp_path, capsys):
     assert io.read_image(os.path.join(out, "panel.png")).shape[:2] == (128, 192)  # 2×2 tiles
 
 
+def test_demo_on_the_shipped_pair(tmp_path, capsys):
+    pair = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "pair")
+    out = str(tmp_path / "demo")
+    assert main(["demo", "--out", out, "--input", pair, "--no-real", "--method", "dis-medium"]) == 0
+    gt = io.read_flow(os.path.join(pair, "flow.flo"))[0]
+    flow = io.read_flow(os.path.join(out, "flow.flo"))[0]
+    shown = float(re.search(r"EPE ([0-9.]+) px", capsys.readouterr().out)[1])
+    assert shown == pytest.approx(metrics.epe(flow, gt), abs=5e-4)
+    assert main(["demo", "--out", out, "--input", str(tmp_path)]) == 1
+    assert "lacks img1.png" in capsys.readouterr().err
+
+
 def test_demo_scores_a_real_sintel_crop(real_data, tmp_path, capsys):
     out = str(tmp_path / "demo")
     assert main(["demo", "--out", out, "--size", "64x48", "--real-crop", "128x96", "--method", "dis-fast"]) == 0
