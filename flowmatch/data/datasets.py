@@ -203,7 +203,8 @@ class Sintel(FlowDataset):
         extras = {role: p for role, p in extras.items() if has_gt and os.path.isdir(p)}
         scenes = [s for s in _listdir(img_dir) if os.path.isdir(os.path.join(img_dir, s))]
         if not scenes:
-            raise DatasetLayoutError(f"no scene folders in {img_dir!r}: expected {split}/{pass_}/<scene>/frame_XXXX.png")
+            raise DatasetLayoutError(f"no scene folders in {img_dir!r}: expected "
+                                     f"{split}/{pass_}/<scene>/frame_XXXX.png")
         pairs: list[FramePair] = []
         for scene in scenes:
             frames = dict(sorted((int(m.group(1)), f) for f in _listdir(os.path.join(img_dir, scene))
@@ -347,7 +348,8 @@ class FlyingChairs(FlowDataset):
                                     "test": "val", "all": "all"}, "FlyingChairs")
         self.root, self.split = root, split
         _require_dir(root, "the Flying Chairs root (holding data/)")
-        data = _require_dir(os.path.join(root, "data"), "Flying Chairs frames data/XXXXX_img1.ppm, _img2.ppm, _flow.flo")
+        data = _require_dir(os.path.join(root, "data"),
+                            "Flying Chairs frames data/XXXXX_img1.ppm, _img2.ppm, _flow.flo")
         nums = sorted((int(m.group(1)), m.group(1)) for f in _listdir(data) if (m := _CHAIRS_FRAME.match(f)))
         if not nums:
             raise DatasetLayoutError(f"no XXXXX_img1.ppm files in {data!r}")

@@ -143,8 +143,10 @@ def _render_layer(canvas: np.ndarray, labels: np.ndarray, index: int, tex: np.nd
                   m: np.ndarray) -> tuple[int, int, int, int] | None:
     """Composite texture `tex` (h×w×3 uint8, with float32 `alpha`) mapped by the 3×3 texture->frame
     matrix `m` over `canvas` (uint8, in place), inside the layer's bounding box only; mark labels
-    where alpha > 0.5; return the box (x0, y0, x1, y1) drawn into, or None.  (uint8 rendering halves the warp cost; it rounds to whole grey levels
-    once per layer, as storing the images does anyway.)"""
+    where alpha > 0.5; return the box (x0, y0, x1, y1) drawn into, or None.
+
+    Rendering in uint8 halves the warp cost; it rounds to whole grey levels once per layer, as
+    storing the images does anyway."""
     h, w = canvas.shape[:2]
     th, tw = alpha.shape
     corners = np.array([[-0.5, -0.5, 1], [tw - 0.5, -0.5, 1], [-0.5, th - 0.5, 1], [tw - 0.5, th - 0.5, 1]]).T
@@ -160,7 +162,7 @@ def _render_layer(canvas: np.ndarray, labels: np.ndarray, index: int, tex: np.nd
     col = cv2.warpAffine(tex, mr, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     a = cv2.warpAffine(alpha, mr, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     roi = canvas[y0:y1, x0:x1]
-    # alpha compositing; cv2.blendLinear computes (a*col + (1-a)*roi) / 1 in one threaded pass
+    # alpha compositing a·col + (1−a)·roi in one threaded OpenCV pass
     roi[...] = cv2.blendLinear(col, np.ascontiguousarray(roi), a, 1.0 - a)
     labels[y0:y1, x0:x1][a > 0.5] = index
     return x0, y0, x1, y1
