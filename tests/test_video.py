@@ -124,3 +124,20 @@ def test_killed_then_resumed_run_gives_the_same_files(tmp_path):
     for p in ref.outputs:
         with open(p, "rb") as a, open(out / os.path.basename(p), "rb") as b:
             assert a.read() == b.read(), p
+
+
+def test_frames_are_streamed_not_listed(tmp_path, monkeypatch):
+    """An endless video: only streaming can stop at --end (listing the frames would never return)."""
+    import imageio_ffmpeg
+
+    def endless(path, pix_fmt="rgb24", **kw):
+        yield {"size": (32, 24), "fps": 25.0, "duration": float("inf")}
+        rng = np.random.default_rng(0)
+        while True:
+            yield (rng.random((24, 32, 3)) * 255).astype(np.uint8).tobytes()
+
+    monkeypatch.setattr(imageio_ffmpeg, "read_frames", endless)
+    fake = tmp_path / "endless.mp4"
+    fake.write_bytes(b"")
+    s = video_flow(str(fake), str(tmp_path / "o"), "dis-fast", end=4, progress=False)
+    assert s.pairs == 3
