@@ -281,7 +281,7 @@ def evaluate(dataset: str, root: str, method: str, *, split: str = "training", p
         "device": device, "frames_evaluated": len(all_records), "world_size": d.world,
         "metrics": _jsonable(acc.result()),
         "mean_seconds_per_frame": float(np.mean([r["seconds"] for r in all_records])),
-        "frames": all_records,
+        "frames": _jsonable(all_records),
     }
     if out and d.rank == 0:
         write_report(report, out)

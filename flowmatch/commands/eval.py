@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a flow method on an official dataset layout with the official metrics.")
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--root", required=True, help="folder holding the dataset's official layout")
-    p.add_argument("--split", default="training", help="split with ground truth (default: training)")
+    p.add_argument("--split", default="training",
+                   help="split with ground truth (default: training; for chairs: train or val)")
     p.add_argument("--pass", dest="pass_", default="clean", choices=("clean", "final"), help="Sintel pass")
     p.add_argument("--limit", type=int, help="evaluate only the first N frames")
     p.add_argument("--out", help="write results.json, results.md (and panels/) here")
