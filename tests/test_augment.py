@@ -4,6 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flowmatch.data.augment import FlowAugment
 from flowmatch.data.datasets import FlowSample
@@ -218,3 +220,21 @@ def test_keep_inside_redraws_until_the_crop_fits(pair):
     assert all(fits)
     loose = FlowAugment(crop=(96, 128), keep_inside=False, **NO_PHOTO)
     assert not all(loose(pair, np.random.default_rng(s)).valid.all() for s in range(8))
+
+
+@given(angle=st.floats(-180, 180), scale=st.floats(0.5, 2.5), u=st.floats(-20, 20), v=st.floats(-20, 20),
+       sparse=st.booleans())
+def test_constant_flow_transforms_like_a_vector(angle, scale, u, v, sparse):
+    """Under a shared similarity transform a constant flow f becomes s·R(angle)·f, dense or splatted."""
+    img = np.zeros((24, 32, 3), np.uint8)
+    flow = np.broadcast_to(np.float32([u, v]), (24, 32, 2)).copy()
+    sample = FlowSample(img, img, flow, np.ones((24, 32), bool))
+    aug = FlowAugment(rotate=(angle, angle), scale=(scale, scale), translate=0.0, keep_inside=False,
+                      sparse=sparse, **NO_PHOTO)
+    out = aug(sample, 0)
+    a = np.radians(angle)
+    expect = scale * np.array([np.cos(a) * u - np.sin(a) * v, np.sin(a) * u + np.cos(a) * v])
+    assert out.valid.any()
+    np.testing.assert_allclose(out.flow[out.valid], np.broadcast_to(expect, (out.valid.sum(), 2)),
+                               atol=1e-3 * (1 + abs(expect).max()))
+    assert (out.flow[~out.valid] == 0).all()
