@@ -168,32 +168,38 @@ def _per_patch(gray: torch.Tensor, model: PatchBatchNet, stride: int, out_dtype:
     return out.reshape(len(ys), len(xs), model.dim)
 
 
+CL = torch.channels_last
+
+
 def _space_to_batch(x: torch.Tensor, keep_all: bool) -> torch.Tensor:
-    """B×C×h×w (h, w even) -> 4B×C×h/2×w/2 with the phase (py, px) outermost; or only phase (0, 0)."""
+    """B×C×h×w (h, w even; channels_last) -> 4B×C×h/2×w/2 with the phase (py, px) outermost, or only
+    phase (0, 0).  The result stays channels_last, the layout oneDNN's convolutions are fastest on."""
     if not keep_all:
-        return x[:, :, ::2, ::2]
+        return x[:, :, ::2, ::2].contiguous(memory_format=CL)
     b, c, h, w = x.shape
-    x = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(3, 5, 0, 1, 2, 4)
-    return x.reshape(4 * b, c, h // 2, w // 2)
+    x = x.permute(0, 2, 3, 1).reshape(b, h // 2, 2, w // 2, 2, c).permute(2, 4, 0, 1, 3, 5)
+    return x.reshape(4 * b, h // 2, w // 2, c).permute(0, 3, 1, 2)
 
 
 def _dense_tile(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], skip: int) -> torch.Tensor:
     """Descriptors of a tile.  x: 1×1×(T+61)×(T'+61) padded input -> (T/2^skip)×(T'/2^skip)×D for output
     tiles T×T' (multiples of 16) at output stride 2^skip."""
+    x = x.contiguous(memory_format=CL)
     for i, (wt, bs) in enumerate(layers[:-1]):
-        x = F.leaky_relu(F.conv2d(x, wt, bs), LEAK)
+        x = F.leaky_relu_(F.conv2d(x, wt, bs), LEAK)
         x = F.max_pool2d(x, 2, 1)
         x = _space_to_batch(x, keep_all=i >= skip)
     wt, bs = layers[-1]
-    x = F.leaky_relu(F.conv2d(x, wt, bs), LEAK)          # (4^(4-skip))×D×R×C
+    x = F.leaky_relu_(F.conv2d(x, wt, bs), LEAK)          # (4^(4-skip))×D×R×C, channels_last
+    x = x.permute(0, 2, 3, 1)                             # B×R×C×D (a view: no copy)
     kept = _SPLITS - skip
-    d, r, c = x.shape[1:]
+    r, c, d = x.shape[1:]
     # Batch index = (py_4, px_4, py_3, px_3, ...) with the last split outermost; output row
     # = r·2^kept + Σ py_s·2^(s-1-skip): interleave the phases back into the image.
-    x = x.reshape(*([2] * (2 * kept)), d, r, c)
+    x = x.reshape(*([2] * (2 * kept)), r, c, d)
     ys = list(range(0, 2 * kept, 2))   # py of the last split first (most significant)
     xs = list(range(1, 2 * kept, 2))
-    x = x.permute(2 * kept + 1, *ys, 2 * kept + 2, *xs, 2 * kept)
+    x = x.permute(2 * kept, *ys, 2 * kept + 1, *xs, 2 * kept + 2)
     return x.reshape(r * 2 ** kept, c * 2 ** kept, d)
 
 
@@ -212,7 +218,7 @@ def _dense(gray: torch.Tensor, model: PatchBatchNet, tile: int, stride: int, out
     before, after = patch_offsets(model.patch_size)
     ctx = model.patch_size - 1
     padded = _pad(gray, before, after, hp - h, wp - w).to(dev)
-    layers = [(wt.to(dev), bs.to(dev)) for wt, bs in fused_layers(model)]
+    layers = [(wt.to(dev).contiguous(memory_format=CL), bs.to(dev)) for wt, bs in fused_layers(model)]
     step = 2 ** skip
     full = torch.empty(hp // step, wp // step, model.dim, dtype=out_dtype, device=dev)
     for r0 in range(0, hp, th):

@@ -265,6 +265,14 @@ class PatchPairSampler:
         nneg = self._photometric(both[k:], fr.stats2, params, rng)
         return a, p, nneg, np.full(k, fi), xy1, xy2.astype(np.float32), xyn
 
+    def patches_at(self, frame: int, xy: np.ndarray, image: int = 1) -> torch.Tensor:
+        """Normalised P×P patches (no augmentation) of frame `frame`'s img1 or img2 (image=1|2)
+        centred at the K×2 pixel positions xy (x first, sub-pixel allowed) -> K×1×P×P."""
+        fr = self.frames[frame]
+        xy = np.asarray(xy, np.float32).reshape(-1, 2)
+        raw, stats = (fr.raw1, fr.stats1) if image == 1 else (fr.raw2, fr.stats2)
+        return self._photometric(self._cut(fr, raw, xy), stats, None, self.rng)
+
     def batches(self, batch_size: int) -> Iterator[PatchTriplets]:
         """An endless stream of batches of `batch_size` triplets."""
         while True:

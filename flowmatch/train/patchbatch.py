@@ -195,24 +195,28 @@ def build_frames(specs: Sequence[str], holdout: Sequence[str], frames_per_source
     return frames, weights
 
 
-def heldout_sets(patch_size: int, holdout: Sequence[str], real_root: str | None, n_synth_pairs: int = 24,
-                 per_set: int = 2048, seed: int = 10_000_019) -> dict[str, Any]:
-    """Fixed evaluation triplets (no augmentation, near negatives 1-8 px): "synthetic" from seeds
-    never used in training, "real" from the held-out sample cases (equal share per case)."""
-    from ..data.patch_pairs import PatchPairSampler
-
-    sets = {}
-    synth = synthetic_frames(n_synth_pairs, seed, 224)
-    sets["synthetic"] = PatchPairSampler(synth, patch_size, augment=False, seed=1).sample(per_set)
+def heldout_frames(holdout: Sequence[str], real_root: str | None, n_synth_pairs: int = 24,
+                   seed: int = 10_000_019) -> dict[str, list[Any]]:
+    """Held-out frames: "synthetic" (seeds never used in training) and "real" (the --holdout cases)."""
+    out = {"synthetic": synthetic_frames(n_synth_pairs, seed, 224)}
     if holdout:
         try:
             cases = [c for c in real_cases(real_root) if os.path.basename(c) in holdout]
         except DatasetLayoutError:
             cases = []
         if cases:
-            sets["real"] = PatchPairSampler([load_case(c) for c in cases], patch_size, augment=False,
-                                            seed=2).sample(per_set)
-    return sets
+            out["real"] = [load_case(c) for c in cases]
+    return out
+
+
+def heldout_sets(patch_size: int, holdout: Sequence[str], real_root: str | None,
+                 per_set: int = 2048) -> dict[str, Any]:
+    """Fixed evaluation triplets (no augmentation, near negatives 1-8 px) from heldout_frames, equal
+    share per frame.  The positions do not depend on patch_size (same draws for 51 and 62)."""
+    from ..data.patch_pairs import PatchPairSampler
+
+    return {name: PatchPairSampler(frames, patch_size, augment=False, seed=i + 1).sample(per_set)
+            for i, (name, frames) in enumerate(heldout_frames(holdout, real_root).items())}
 
 
 # ---------------------------------------------------------------------------------------------
