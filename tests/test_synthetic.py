@@ -4,6 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flowmatch.data.synthetic import generate_pair, generate_sequence
 from flowmatch.errors import InputError
@@ -176,3 +178,28 @@ def test_bad_seed(seed):
 def test_bad_frame_count():
     with pytest.raises(InputError, match="frames"):
         generate_sequence(16, 16, 0, frames=1)
+
+
+@given(h=st.integers(4, 48), w=st.integers(4, 48), seed=st.integers(0, 2 ** 32), n=st.integers(0, 6),
+       motion=st.floats(0, 30))
+def test_flow_and_occlusion_follow_the_layer_motions(h, w, seed, n, motion):
+    """flow(p) = A_l·p − p for the frontmost layer l; occluded iff the target leaves the frame or a
+    nearer layer is there in the next frame (recomputed here from meta and the layer maps)."""
+    seq = generate_sequence(h, w, seed, frames=2, num_shapes=n, max_motion=motion)
+    lab0, lab1, flow, occ = seq.layers[0], seq.layers[1], seq.flows[0], seq.occlusions[0]
+    motions = seq.meta["motions"].astype(np.float64)  # L×2×3, layer 0 = background
+    assert motions.shape == (n + 1, 2, 3) and lab0.max() <= n
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    a = motions[lab0]  # H×W×2×3
+    expect_u = a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2] - xs
+    expect_v = a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2] - ys
+    np.testing.assert_allclose(flow[..., 0], expect_u, atol=1e-3)
+    np.testing.assert_allclose(flow[..., 1], expect_v, atol=1e-3)
+    tx, ty = xs + flow[..., 0], ys + flow[..., 1]
+    outside = (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
+    ix = np.clip(np.floor(tx + 0.5).astype(int), 0, w - 1)
+    iy = np.clip(np.floor(ty + 0.5).astype(int), 0, h - 1)
+    expect_occ = outside | (lab1[iy, ix] > lab0)
+    # nearest-neighbour ties (targets exactly half-way between pixels) may round either way
+    tie = (np.abs(tx - np.floor(tx) - 0.5) < 1e-3) | (np.abs(ty - np.floor(ty) - 0.5) < 1e-3)
+    np.testing.assert_array_equal(occ[~tie], expect_occ[~tie])
