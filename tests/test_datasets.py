@@ -273,3 +273,17 @@ def test_real_kitti_and_chairs_layouts(tmp_path, real_data):
     assert len(ds) == len(os.listdir(os.path.join(real_data, "flyingchairs")))
     shapes = {ds[i].img1.shape for i in range(len(ds))}
     assert (384, 512, 3) in shapes
+
+
+def test_works_with_a_torch_dataloader(tmp_path):
+    torch = pytest.importorskip("torch")
+    import pickle
+
+    ds = SyntheticFlow(4, 24, 32, seed=1)
+    clone = pickle.loads(pickle.dumps(ds))  # what DataLoader workers receive
+    np.testing.assert_array_equal(clone[2].img2, ds[2].img2)
+    batches = list(torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate))
+    assert len(batches) == 2 and batches[1]["flow"].shape == (2, 2, 24, 32)
+    np.testing.assert_array_equal(batches[1]["flow"][1].permute(1, 2, 0).numpy(), ds[3].flow)
+    chairs = FlyingChairs(make_chairs(tmp_path, n=2, split=[1, 1]))
+    assert pickle.loads(pickle.dumps(chairs))[1].name == "00002"
