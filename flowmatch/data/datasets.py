@@ -240,9 +240,11 @@ class Sintel(FlowDataset):
             flow, valid = io.read_flow(pair.flow)
             if "invalid" in pair.extra:
                 invalid = io.read_mask(pair.extra["invalid"])
+                if invalid.shape != valid.shape:
+                    raise DatasetLayoutError(f"{pair.extra['invalid']!r} is {invalid.shape}, the flow "
+                                             f"{pair.flow!r} is {valid.shape}")
                 meta["invalid"] = invalid
-                if invalid.shape == valid.shape:
-                    valid = valid & ~invalid
+                valid = valid & ~invalid
             if "occlusions" in pair.extra:
                 occ = io.read_mask(pair.extra["occlusions"])
         return _check_same_size(FlowSample(img1, img2, flow, valid, occ, pair.name, meta), pair)
@@ -319,7 +321,10 @@ class Kitti(FlowDataset):
         meta["occ_valid"], meta["noc_valid"] = occ_valid, noc_valid
         if "obj_map" in pair.extra:
             obj = io.read_image(pair.extra["obj_map"])
-            meta["obj_map"] = (obj if obj.ndim == 2 else obj[..., 0]).astype(np.uint8)
+            obj = obj if obj.ndim == 2 else obj[..., 0]
+            if obj.shape != occ_valid.shape:
+                raise DatasetLayoutError(f"{pair.extra['obj_map']!r} is {obj.shape}, the flow is {occ_valid.shape}")
+            meta["obj_map"] = np.minimum(obj, 255).astype(np.uint8)
         flow, valid = (occ_flow, occ_valid) if self.gt == "occ" else (noc_flow, noc_valid)
         occlusion = occ_valid & ~noc_valid
         return _check_same_size(FlowSample(img1, img2, flow, valid, occlusion, pair.name, meta), pair)
