@@ -192,8 +192,8 @@ def test_fake_tensor_shape():
 
 
 @needs_ext
-@pytest.mark.slow
-def test_torch_compile_fullgraph_matches_eager():
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_torch_compile_fullgraph_matches_eager(backend):
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -206,7 +206,7 @@ def test_torch_compile_fullgraph_matches_eager():
     torch.manual_seed(0)
     net = Net()
     a, b = torch.randn(2, 3, 12, 16), torch.randn(2, 3, 12, 16)
-    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(net, fullgraph=True, backend=backend)
     torch.testing.assert_close(compiled(a, b), net(a, b))
     compiled(a, b).sum().backward()
     g_compiled = net.conv.weight.grad.clone()
@@ -216,7 +216,6 @@ def test_torch_compile_fullgraph_matches_eager():
 
 
 @needs_ext
-@pytest.mark.slow
 def test_torch_export():
     mod = Correlation(pad_size=2, max_displacement=2)
     a, b = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
