@@ -201,7 +201,11 @@ class ScalarLogger:
         if logdir and enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard not installed: scalars are simply not written
+            except ImportError:  # tensorboard not installed: say so once, then train without it
+                import warnings
+
+                warnings.warn(f"TensorBoard scalars for {logdir!r} are not written: the tensorboard package is "
+                              "not installed (pip install tensorboard)", RuntimeWarning, stacklevel=2)
                 return
             self._writer = SummaryWriter(logdir)
 
