@@ -35,6 +35,8 @@ def truth(root: str | os.PathLike) -> dict[str, dict[str, Any]]:
 def _link(src: str, dst: str) -> None:
     """Symlink a real sample file into the layout (copy if links are not possible)."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if os.path.lexists(dst):
+        os.unlink(dst)  # never write through an old link into the shared real samples
     try:
         os.symlink(os.path.abspath(src), dst)
     except OSError:
