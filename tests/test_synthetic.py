@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowmatch.data.synthetic import generate_pair, generate_sequence
+from flowmatch.data.synthetic import gaussian_noise, generate_pair, generate_sequence
 from flowmatch.errors import InputError
 
 
@@ -148,6 +148,18 @@ def test_noise_and_illumination_change_images_not_flow():
     assert 3.0 < d.std() < 7.0  # sigma 5 grey levels (a little less where clipped)
     np.testing.assert_array_equal(base.img1, lit.img1)  # only later frames change brightness
     assert np.abs(lit.img2.astype(np.float32).mean() - base.img2.astype(np.float32).mean()) > 0.5
+
+
+@pytest.mark.parametrize("shape", [(200, 300), (200, 300, 1), (200, 300, 3), (60, 60, 6)])
+def test_gaussian_noise(shape):
+    a = gaussian_noise(np.random.default_rng(0), shape, 3.0)
+    assert a.shape == shape and a.dtype == np.float32
+    np.testing.assert_array_equal(a, gaussian_noise(np.random.default_rng(0), shape, 3.0))
+    rng = np.random.default_rng(0)
+    assert not np.array_equal(gaussian_noise(rng, shape, 3.0), gaussian_noise(rng, shape, 3.0))
+    per_channel = a.reshape(-1, shape[2] if len(shape) == 3 else 1)
+    np.testing.assert_allclose(per_channel.std(axis=0), 3.0, rtol=0.05)  # every channel, not just the first
+    np.testing.assert_allclose(per_channel.mean(axis=0), 0.0, atol=0.1)
 
 
 def test_shape_count_and_motion_bound():

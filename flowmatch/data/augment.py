@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import InputError
 from .datasets import FlowSample
+from .synthetic import gaussian_noise
 
 __all__ = ["FlowAugment", "GeometricParams"]
 
@@ -288,7 +289,7 @@ class FlowAugment:
         if p["noise"] > 0:
             lut = (curves * 255.0).astype(np.float32).reshape(1, 256, -1)
             out = cv2.LUT(img, lut if lut.shape[2] > 1 else lut[..., 0])
-            out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(p["noise"] * 255.0)
+            out += gaussian_noise(rng, out.shape, p["noise"] * 255.0)
             res = np.clip(out + 0.5, 0, 255).astype(np.uint8)
         else:
             lut = np.clip(np.floor(curves * 255.0 + 0.5), 0, 255).astype(np.uint8).reshape(1, 256, -1)

@@ -168,6 +168,20 @@ def _render_layer(canvas: np.ndarray, labels: np.ndarray, index: int, tex: np.nd
     return x0, y0, x1, y1
 
 
+def gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """float32 Gaussian noise N(0, sigma²) of `shape`, deterministic given `rng`.
+
+    Drawn by OpenCV's generator (about 3× faster than numpy's for images), seeded from `rng`;
+    this reseeds OpenCV's RNG of the calling thread (cv2.setRNGSeed)."""
+    out = np.empty(shape, np.float32)
+    channels = shape[2] if len(shape) == 3 else 1
+    if channels > 4:  # cv2.randn takes up to 4 channels
+        return rng.standard_normal(shape, dtype=np.float32) * np.float32(sigma)
+    cv2.setRNGSeed(int(rng.integers(0, 2 ** 31 - 1)))
+    cv2.randn(out, (0.0,) * channels, (float(sigma),) * channels)
+    return out
+
+
 def _to_uint8(img: np.ndarray) -> np.ndarray:
     """Round and saturate to uint8 (cv2.add with a dtype does both in one pass)."""
     return cv2.add(img, (0.0, 0.0, 0.0, 0.0), dtype=cv2.CV_8U)
@@ -318,7 +332,7 @@ def generate_sequence(height: int, width: int, seed: int | np.random.Generator =
                 gain = 1.0 + rng.uniform(-1, 1) * illumination
                 img = img * np.float32(gain) + np.float32(rng.uniform(-1, 1) * illumination * 64.0)
             if noise > 0:
-                img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(noise)
+                img += gaussian_noise(rng, img.shape, noise)
             imgs[k] = _to_uint8(img)
     meta = {"num_shapes": n, "motions": np.stack(motions)[:, :2].astype(np.float32)}
     return SyntheticSequence(frames=imgs, flows=flows, occlusions=occs, layers=labs, meta=meta)
