@@ -215,3 +215,19 @@ def test_flow_and_occlusion_follow_the_layer_motions(h, w, seed, n, motion):
     # nearest-neighbour ties (targets exactly half-way between pixels) may round either way
     tie = (np.abs(tx - np.floor(tx) - 0.5) < 1e-3) | (np.abs(ty - np.floor(ty) - 0.5) < 1e-3)
     np.testing.assert_array_equal(occ[~tie], expect_occ[~tie])
+
+
+def test_backward_flow():
+    p = generate_pair(96, 128, 12, max_motion=10.0, backward=True)
+    assert p.flow_bw.shape == (96, 128, 2) and p.occlusion_bw.dtype == np.bool_
+    err, err0 = _photometric_errors(p.img2, p.img1, p.flow_bw, ~p.occlusion_bw)
+    assert err < 3.0 and err < 0.2 * err0
+    # forward then backward returns home for visible pixels away from layer edges
+    bw_at_target = _backward_warp(p.flow_bw, p.flow)[..., :2]
+    interior = cv2.erode((~p.occlusion).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert interior.mean() > 0.5
+    cycle = np.linalg.norm(p.flow + bw_at_target, axis=2)[interior]
+    assert np.median(cycle) < 1e-2 and np.percentile(cycle, 95) < 0.1
+    q = generate_pair(96, 128, 12, max_motion=10.0)
+    assert q.flow_bw is None and q.occlusion_bw is None
+    np.testing.assert_array_equal(q.flow, p.flow)  # asking for it changes nothing else

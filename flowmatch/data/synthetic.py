@@ -41,6 +41,7 @@ class SyntheticPair:
     layer or moved out of frame).  valid: H×W bool (True everywhere: the flow is exact).
     layers: H×W uint8, index of the frontmost layer in img1 (0 = background).
     meta: the drawn motion parameters (for debugging and reproducibility).
+    flow_bw, occlusion_bw: the same from img2 to img1 (only with backward=True, else None).
     """
 
     img1: np.ndarray
@@ -50,6 +51,8 @@ class SyntheticPair:
     valid: np.ndarray
     layers: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    flow_bw: np.ndarray | None = None
+    occlusion_bw: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -205,6 +208,33 @@ def _check_options(height: Any, width: Any, num_shapes: Any, max_motion: Any, ma
             raise InputError(f"generate_pair: {name}={v!r} must be a number in [{lo}, {hi}]")
 
 
+def _layer_flow(grid: np.ndarray, labels: np.ndarray, boxes: list, mats: list[np.ndarray]) -> np.ndarray:
+    """Flow A_l·p − p of the frontmost layer l at every pixel (mats[l] = A_l, 3×3).
+
+    The background's affine flow everywhere, then each shape inside its drawn box where it is
+    the frontmost layer."""
+    flow = cv2.transform(grid, (mats[0] - np.eye(3))[:2])
+    for i, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
+        mine = labels[y0:y1, x0:x1] == i
+        np.copyto(flow[y0:y1, x0:x1], cv2.transform(grid[y0:y1, x0:x1], (mats[i] - np.eye(3))[:2]),
+                  where=mine[..., None])
+    return flow
+
+
+def _occluded(grid: np.ndarray, flow: np.ndarray, labels: np.ndarray, target_labels: np.ndarray) -> np.ndarray:
+    """True where p + flow(p) leaves the pixel centres [0, W-1]×[0, H-1] (a bilinear backward warp
+    cannot sample there) or a nearer layer covers it in the target frame (nearest lookup)."""
+    h, w = labels.shape
+    target = grid + flow
+    front = cv2.remap(target_labels, target, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                      borderValue=255)
+    inside = cv2.inRange(target, (0.0, 0.0), (w - 1.0, h - 1.0))
+    return (front > labels) | (inside == 0)
+
+
 _OPTIONS_DOC = """
         num_shapes: number of foreground shapes, or a (low, high) inclusive range; default (4, 8).
         max_motion: largest shape translation per axis and frame step, pixels (uniform in ±max_motion).
@@ -214,7 +244,8 @@ _OPTIONS_DOC = """
             ±background_motion·max_motion, rotation and scale change also scaled by it).
         noise: standard deviation of Gaussian noise added to each image, grey levels (0..255).
         illumination: largest global brightness change of each later frame (gain in 1±illumination,
-            plus an offset up to ±illumination·64 grey levels); 0 keeps brightness constancy."""
+            plus an offset up to ±illumination·64 grey levels); 0 keeps brightness constancy.
+        backward: also compute the exact backward flow (later frame -> earlier) and its occlusions."""
 
 
 @dataclass
@@ -224,6 +255,7 @@ class SyntheticSequence:
     frames: F images H×W×3 uint8.  flows[k]: H×W×2 float32 (pixels, x first) from frame k to k+1.
     occlusions[k]: H×W bool, True where a frame-k pixel is not visible in frame k+1.
     layers[k]: H×W uint8, frontmost layer index in frame k (0 = background).  meta: drawn parameters.
+    flows_bw[k], occlusions_bw[k]: from frame k+1 back to frame k (only with backward=True, else None).
     """
 
     frames: list[np.ndarray]
@@ -231,13 +263,15 @@ class SyntheticSequence:
     occlusions: list[np.ndarray]
     layers: list[np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
+    flows_bw: list[np.ndarray] | None = None
+    occlusions_bw: list[np.ndarray] | None = None
 
 
 def generate_sequence(height: int, width: int, seed: int | np.random.Generator = 0, *, frames: int = 3,
                       num_shapes: int | tuple[int, int] | None = None,
                       max_motion: float = 40.0, max_rotation: float = 20.0, max_scale: float = 0.15,
                       background_motion: float = 0.3, noise: float = 0.0,
-                      illumination: float = 0.0) -> SyntheticSequence:
+                      illumination: float = 0.0, backward: bool = False) -> SyntheticSequence:
     """Generate `frames` frames of flying shapes, each layer repeating its affine motion every step.
 
     Args:
@@ -303,26 +337,14 @@ def generate_sequence(height: int, width: int, seed: int | np.random.Generator =
     ys = np.arange(h, dtype=np.float32)[:, None]
     grid = np.empty((h, w, 2), np.float32)
     grid[..., 0], grid[..., 1] = xs, ys
-    flows, occs = [], []
+    flows, occs, flows_bw, occs_bw = [], [], [], []
+    inverse = [np.linalg.inv(a) for a in motions] if backward else []
     for k in range(nf - 1):
-        # background everywhere, then each shape inside its box where it is the frontmost layer
-        flow = cv2.transform(grid, (motions[0] - np.eye(3))[:2])
-        for i, box in enumerate(boxes[k], start=1):
-            if box is None:
-                continue
-            x0, y0, x1, y1 = box
-            mine = labs[k][y0:y1, x0:x1] == i
-            np.copyto(flow[y0:y1, x0:x1], cv2.transform(grid[y0:y1, x0:x1], (motions[i] - np.eye(3))[:2]),
-                      where=mine[..., None])
-        # occluded: target out of frame (outside the pixel centres [0, W-1]×[0, H-1], where a
-        # bilinear backward warp cannot sample), or a nearer layer covers it in the next frame
-        # (nearest lookup of that frame's layer index)
-        target = grid + flow
-        front = cv2.remap(labs[k + 1], target, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=255)
-        inside = cv2.inRange(target, (0.0, 0.0), (w - 1.0, h - 1.0))
-        flows.append(flow)
-        occs.append((front > labs[k]) | (inside == 0))
+        flows.append(_layer_flow(grid, labs[k], boxes[k], motions))
+        occs.append(_occluded(grid, flows[-1], labs[k], labs[k + 1]))
+        if backward:  # frame k+1 -> k: the inverse motions of the layers frontmost in frame k+1
+            flows_bw.append(_layer_flow(grid, labs[k + 1], boxes[k + 1], inverse))
+            occs_bw.append(_occluded(grid, flows_bw[-1], labs[k + 1], labs[k]))
 
     # photometric options (after the geometry, so the flow stays exact)
     for k in range(nf):
@@ -335,14 +357,15 @@ def generate_sequence(height: int, width: int, seed: int | np.random.Generator =
                 img += gaussian_noise(rng, img.shape, noise)
             imgs[k] = _to_uint8(img)
     meta = {"num_shapes": n, "motions": np.stack(motions)[:, :2].astype(np.float32)}
-    return SyntheticSequence(frames=imgs, flows=flows, occlusions=occs, layers=labs, meta=meta)
+    return SyntheticSequence(frames=imgs, flows=flows, occlusions=occs, layers=labs, meta=meta,
+                             flows_bw=flows_bw if backward else None, occlusions_bw=occs_bw if backward else None)
 
 
 def generate_pair(height: int, width: int, seed: int | np.random.Generator = 0, *,
                   num_shapes: int | tuple[int, int] | None = None,
                   max_motion: float = 40.0, max_rotation: float = 20.0, max_scale: float = 0.15,
                   background_motion: float = 0.3, noise: float = 0.0,
-                  illumination: float = 0.0) -> SyntheticPair:
+                  illumination: float = 0.0, backward: bool = False) -> SyntheticPair:
     """Generate one flying-shapes pair, deterministic by `seed`.
 
     Args:
@@ -355,10 +378,13 @@ def generate_pair(height: int, width: int, seed: int | np.random.Generator = 0, 
     """
     seq = generate_sequence(height, width, seed, frames=2, num_shapes=num_shapes, max_motion=max_motion,
                             max_rotation=max_rotation, max_scale=max_scale,
-                            background_motion=background_motion, noise=noise, illumination=illumination)
+                            background_motion=background_motion, noise=noise, illumination=illumination,
+                            backward=backward)
     return SyntheticPair(img1=seq.frames[0], img2=seq.frames[1], flow=seq.flows[0],
                          occlusion=seq.occlusions[0], valid=np.ones((int(height), int(width)), bool),
-                         layers=seq.layers[0], meta=seq.meta)
+                         layers=seq.layers[0], meta=seq.meta,
+                         flow_bw=seq.flows_bw[0] if backward else None,
+                         occlusion_bw=seq.occlusions_bw[0] if backward else None)
 
 
 # one copy of the option descriptions, shared by both docstrings
