@@ -79,16 +79,16 @@ def correlation_banded_gemm(f1: torch.Tensor, f2: torch.Tensor, pad_size: int = 
     r = md // s2
     d = 2 * r + 1
     p1 = F.pad(f1, (p, p, p, p))
-    p2 = F.pad(f2, (p, p, p, p))
-    a = p1[:, :, md:md + oh, md:md + ow].permute(0, 2, 3, 1)  # N×oH×oW×C
+    a = p1[:, :, md:md + oh, md:md + ow].permute(0, 2, 3, 1).contiguous()  # N×oH×oW×C
+    p2 = F.pad(f2, (p, p, p, p)).permute(0, 2, 1, 3).contiguous()  # N×Hp×C×Wp, rows ready for matmul
     wp = p2.shape[-1]
-    cols = torch.arange(ow, device=f1.device)
     out = f1.new_empty(n, d, d, oh, ow)
     for q in range(d):
         dy = (q - r) * s2
-        b = p2[:, :, md + dy:md + dy + oh, :].permute(0, 2, 1, 3)  # N×oH×C×Wp
-        full = torch.matmul(a, b)  # N×oH×oW×Wp: every column pair of the row
-        idx = (cols[:, None] + md + (torch.arange(d, device=f1.device)[None, :] - r) * s2).clamp_(0, wp - 1)
-        diag = full.gather(3, idx.expand(n, oh, ow, d))  # N×oH×oW×D
+        full = torch.matmul(a, p2[:, md + dy:md + dy + oh])  # N×oH×oW×Wp: every column pair of the row
+        # Diagonals as a strided view: element (n, i, j, o) sits at column j + md + (o − r)·s2.
+        st = full.stride()
+        diag = full.as_strided((n, oh, ow, d), (st[0], st[1], st[2] + 1, s2),
+                               full.storage_offset() + md - r * s2)
         out[:, q] = diag.permute(0, 3, 1, 2)
     return out.reshape(n, d * d, oh, ow) / c
