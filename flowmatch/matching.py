@@ -149,8 +149,12 @@ class PipelineConfig:
     half: bool = False                   # store descriptors as float16 for PatchMatch
     iterations: int = 4                  # PatchMatch passes
     radius: int = 8                      # first random-search radius (descriptor-grid pixels)
-    window: int = 16                     # random initialisation half-window (descriptor-grid pixels)
+    window: int = 2                      # random initialisation half-window around the coarse result (grid px)
     seed: int = 0
+    coarse_factor: int = 4               # coarse-to-fine: first match on a grid pooled by this factor (1 = off)
+    coarse_window: int = 48              # random init half-window on the coarse grid (coarse pixels)
+    coarse_radius: int = 32              # first search radius on the coarse grid (coarse pixels)
+    coarse_iterations: int = 6           # PatchMatch passes on the coarse grid
     subpixel: bool = True                # parabola refinement of the matches
     consistency: float = 1.0             # round-trip tolerance (full-image pixels)
     cost_quantile: float | None = None   # drop the costliest consistent matches
@@ -169,7 +173,8 @@ class PipelineConfig:
 
 PRESETS: dict[str, PipelineConfig] = {
     "accurate": PipelineConfig(),
-    "fast": PipelineConfig(descriptor_stride=2, pca_dim=32, iterations=3, radius=4, window=8, seed_step=2,
+    "fast": PipelineConfig(descriptor_stride=2, pca_dim=32, iterations=3, radius=4, window=2, seed_step=2,
+                           coarse_window=32, coarse_radius=16,
                            nn=64, refine_iterations=3),
 }
 
@@ -236,11 +241,35 @@ def compute_descriptors(img1: np.ndarray, img2: np.ndarray, cfg: PipelineConfig,
     return da, db
 
 
+def _pool(desc: torch.Tensor, factor: int) -> torch.Tensor:
+    """H×W×D field averaged over factor×factor cells (ceil mode) -> ceil(H/f)×ceil(W/f)×D float32."""
+    x = desc.float().permute(2, 0, 1)[None]
+    x = torch.nn.functional.avg_pool2d(x, factor, factor, ceil_mode=True)
+    return x[0].permute(1, 2, 0).contiguous()
+
+
+def _one_way(da: torch.Tensor, db: torch.Tensor, cfg: PipelineConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PatchMatch da -> db, coarse-to-fine when cfg.coarse_factor > 1 (else a plain run with cfg.window)."""
+    c = cfg.coarse_factor
+    H, W = da.shape[:2]
+    init = None
+    window = cfg.window
+    if c > 1 and min(H, W) >= 2 * c:
+        ca, cb = _pool(da, c), _pool(db, c)
+        coarse, _ = patchmatch(ca, cb, iterations=cfg.coarse_iterations, radius=cfg.coarse_radius,
+                               window=cfg.coarse_window, seed=seed + 1000)
+        # nearest upsampling of the coarse offsets (scaled to the fine grid) as the fine initial guess
+        init = (coarse * c).repeat_interleave(c, 0).repeat_interleave(c, 1)[:H, :W]
+    elif c > 1:
+        window = max(window, cfg.coarse_window)  # too small to pool: search the coarse window directly
+    return patchmatch(da, db, iterations=cfg.iterations, radius=cfg.radius, window=window, seed=seed,
+                      subpixel=cfg.subpixel, init=init)
+
+
 def match_descriptors(desc_a: torch.Tensor, desc_b: torch.Tensor, cfg: PipelineConfig):
     """PatchMatch both ways.  Returns (flow_ab, cost_ab, flow_ba, cost_ba): numpy H×W×2 / H×W in grid pixels."""
-    args = dict(iterations=cfg.iterations, radius=cfg.radius, window=cfg.window, subpixel=cfg.subpixel)
-    fab, cab = patchmatch(desc_a, desc_b, seed=cfg.seed, **args)
-    fba, cba = patchmatch(desc_b, desc_a, seed=cfg.seed + 1, **args)
+    fab, cab = _one_way(desc_a, desc_b, cfg, cfg.seed)
+    fba, cba = _one_way(desc_b, desc_a, cfg, cfg.seed + 1)
     return fab.numpy(), cab.numpy(), fba.numpy(), cba.numpy()
 
 
@@ -290,11 +319,11 @@ def resolve_config(preset: str | PipelineConfig = "accurate", **overrides: Any) 
     if unknown:
         raise InputError(f"unknown pipeline option(s) {sorted(unknown)}; known: {sorted(fields)}")
     cfg = dataclasses.replace(cfg, **overrides)
-    for name in ("descriptor_stride", "iterations", "seed_step", "nn"):
+    for name in ("descriptor_stride", "iterations", "seed_step", "nn", "coarse_factor", "coarse_iterations"):
         val = getattr(cfg, name)
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
             raise InputError(f"{name} must be a positive integer, got {val!r}")
-    for name in ("radius", "window", "pref_nn", "refine_iterations"):
+    for name in ("radius", "window", "pref_nn", "refine_iterations", "coarse_window", "coarse_radius"):
         val = getattr(cfg, name)
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 0:
             raise InputError(f"{name} must be an integer >= 0, got {val!r}")

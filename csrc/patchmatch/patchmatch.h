@@ -104,11 +104,12 @@ FM_HD void try_candidate(const T* a_pix, const T* b, int x, int y, int W, int H,
   }
 }
 
-// Random initial offset of pixel (x, y), uniform in [-window, window]² (then clamped into B).
-FM_HD void random_init(int64_t seed, int x, int y, int W, int H, int window, int& u, int& v) {
+// Random initial offset of pixel (x, y), uniform in (cu, cv) + [-window, window]² (then clamped
+// into B); (cu, cv) is the initial guess (0, 0 without one).
+FM_HD void random_init(int64_t seed, int x, int y, int W, int H, int window, int cu, int cv, int& u, int& v) {
   const int64_t pixel = static_cast<int64_t>(y) * W + x;
-  u = rand_int(rand_word(seed, pixel, -1, 0), -window, window);
-  v = rand_int(rand_word(seed, pixel, -1, 1), -window, window);
+  u = cu + rand_int(rand_word(seed, pixel, -1, 0), -window, window);
+  v = cv + rand_int(rand_word(seed, pixel, -1, 1), -window, window);
   clamp_offset(x, y, W, H, u, v);
 }
 

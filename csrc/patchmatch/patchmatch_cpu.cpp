@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <tuple>
 #include <vector>
 
@@ -129,13 +130,15 @@ struct CpuDist {
 int band_rows(int H) { return std::max(8, (H + 15) / 16); }
 
 template <typename T>
-inline void init_pixels(const T* a, const T* b, Field f, const CpuDist<T>& dist, int window, int64_t seed, int64_t p0, int64_t p1,
+inline void init_pixels(const T* a, const T* b, Field f, const CpuDist<T>& dist, int window, const int* guess,
+                        int64_t seed, int64_t p0, int64_t p1,
                         int* U, int* V, float* C) {
   const float inf = std::numeric_limits<float>::infinity();
   for (int64_t p = p0; p < p1; ++p) {
     const int y = static_cast<int>(p / f.W), x = static_cast<int>(p % f.W);
     int u, v;
-    pm::random_init(seed, x, y, f.W, f.H, window, u, v);
+    const int cu = guess ? guess[2 * p] : 0, cv = guess ? guess[2 * p + 1] : 0;
+    pm::random_init(seed, x, y, f.W, f.H, window, cu, cv, u, v);
     U[p] = u;
     V[p] = v;
     C[p] = dist(a + p * f.D, b + (static_cast<int64_t>(y + v) * f.W + (x + u)) * f.D, inf);
@@ -143,35 +146,46 @@ inline void init_pixels(const T* a, const T* b, Field f, const CpuDist<T>& dist,
 }
 
 // One pass over rows [y0, y1).  `snap_*` hold the neighbouring band's boundary row (or nullptr).
+// The band is walked in column tiles (all rows of a tile, then the next tile) so that the part of
+// B being read stays in cache.  Every pixel depends only on its left and upper neighbours (right
+// and lower on backward passes), which any such order has finished first: the result is the same
+// as a plain row-by-row scan.
+constexpr int kTileCols = 32;
+
 template <typename T>
-inline void band_pass(const T* a, const T* b, Field f, const CpuDist<T>& dist, int y0, int y1, bool forward, int iter, int radius,
-                      int64_t seed, int* U, int* V, float* C, const int* snap_u, const int* snap_v) {
+inline void band_pass(const T* a, const T* b, Field f, const CpuDist<T>& dist, int y0, int y1, bool forward, int iter,
+                      int radius, int64_t seed, int* U, int* V, float* C, const int* snap_u, const int* snap_v) {
   const int W = f.W, H = f.H, D = f.D;
-  for (int yi = 0; yi < y1 - y0; ++yi) {
-    const int y = forward ? y0 + yi : y1 - 1 - yi;
-    const int ny = forward ? y - 1 : y + 1;               // vertical neighbour row
-    const bool ny_in_band = ny >= y0 && ny < y1;
-    const bool ny_snap = !ny_in_band && ny >= 0 && ny < H && snap_u != nullptr;
-    for (int xi = 0; xi < W; ++xi) {
-      const int x = forward ? xi : W - 1 - xi;
-      const int64_t p = static_cast<int64_t>(y) * W + x;
-      const T* a_pix = a + p * D;
-      Best best{U[p], V[p], C[p]};
-      const int nx = forward ? x - 1 : x + 1;
-      if (nx >= 0 && nx < W) {
-        const int64_t q = static_cast<int64_t>(y) * W + nx;
-        pm::try_candidate(a_pix, b, x, y, W, H, dist, U[q], V[q], best);
+  const int tiles = (W + kTileCols - 1) / kTileCols;
+  for (int ti = 0; ti < tiles; ++ti) {
+    const int tile = forward ? ti : tiles - 1 - ti;
+    const int x0 = tile * kTileCols, x1 = std::min(W, x0 + kTileCols);
+    for (int yi = 0; yi < y1 - y0; ++yi) {
+      const int y = forward ? y0 + yi : y1 - 1 - yi;
+      const int ny = forward ? y - 1 : y + 1;  // vertical neighbour row
+      const bool ny_in_band = ny >= y0 && ny < y1;
+      const bool ny_snap = !ny_in_band && ny >= 0 && ny < H && snap_u != nullptr;
+      for (int xi = 0; xi < x1 - x0; ++xi) {
+        const int x = forward ? x0 + xi : x1 - 1 - xi;
+        const int64_t p = static_cast<int64_t>(y) * W + x;
+        const T* a_pix = a + p * D;
+        Best best{U[p], V[p], C[p]};
+        const int nx = forward ? x - 1 : x + 1;
+        if (nx >= 0 && nx < W) {
+          const int64_t q = static_cast<int64_t>(y) * W + nx;
+          pm::try_candidate(a_pix, b, x, y, W, H, dist, U[q], V[q], best);
+        }
+        if (ny_in_band) {
+          const int64_t q = static_cast<int64_t>(ny) * W + x;
+          pm::try_candidate(a_pix, b, x, y, W, H, dist, U[q], V[q], best);
+        } else if (ny_snap) {
+          pm::try_candidate(a_pix, b, x, y, W, H, dist, snap_u[x], snap_v[x], best);
+        }
+        pm::random_search(a_pix, b, x, y, W, H, dist, seed, iter, radius, best);
+        U[p] = best.u;
+        V[p] = best.v;
+        C[p] = best.cost;
       }
-      if (ny_in_band) {
-        const int64_t q = static_cast<int64_t>(ny) * W + x;
-        pm::try_candidate(a_pix, b, x, y, W, H, dist, U[q], V[q], best);
-      } else if (ny_snap) {
-        pm::try_candidate(a_pix, b, x, y, W, H, dist, snap_u[x], snap_v[x], best);
-      }
-      pm::random_search(a_pix, b, x, y, W, H, dist, seed, iter, radius, best);
-      U[p] = best.u;
-      V[p] = best.v;
-      C[p] = best.cost;
     }
   }
 }
@@ -190,7 +204,7 @@ inline void finish_pixels(const T* a, const T* b, Field f, const CpuDist<T>& dis
 }
 
 template <typename T>
-inline void run(const T* a, const T* b, Field f, int iterations, int radius, int window, int64_t seed,
+inline void run(const T* a, const T* b, Field f, int iterations, int radius, int window, const int* guess, int64_t seed,
                 bool subpix, float* flow, float* cost) {
   const int64_t n = static_cast<int64_t>(f.H) * f.W;
   static const DistFn<T> fn = pick_dist<T>();
@@ -198,7 +212,7 @@ inline void run(const T* a, const T* b, Field f, int iterations, int radius, int
   std::vector<int> U(n), V(n);
   std::vector<float> C(n);
   at::parallel_for(0, n, 2048, [&](int64_t p0, int64_t p1) {
-    init_pixels(a, b, f, dist, window, seed, p0, p1, U.data(), V.data(), C.data());
+    init_pixels(a, b, f, dist, window, guess, seed, p0, p1, U.data(), V.data(), C.data());
   });
   const int rows = band_rows(f.H);
   const int nb = (f.H + rows - 1) / rows;
@@ -227,7 +241,7 @@ inline void run(const T* a, const T* b, Field f, int iterations, int radius, int
 
 std::tuple<at::Tensor, at::Tensor> patchmatch_cpu(const at::Tensor& desc_a, const at::Tensor& desc_b,
                                                   int64_t iterations, int64_t radius, int64_t window, int64_t seed,
-                                                  bool subpixel) {
+                                                  bool subpixel, const std::optional<at::Tensor>& init) {
   TORCH_CHECK(desc_a.dim() == 3 && desc_b.dim() == 3, "patchmatch: desc_a and desc_b must be H×W×D, got ",
               desc_a.sizes(), " and ", desc_b.sizes());
   TORCH_CHECK(desc_a.sizes() == desc_b.sizes(), "patchmatch: desc_a ", desc_a.sizes(), " and desc_b ",
@@ -241,16 +255,24 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cpu(const at::Tensor& desc_a, cons
   const int64_t H = desc_a.size(0), W = desc_a.size(1), D = desc_a.size(2);
   TORCH_CHECK(H >= 1 && W >= 1 && D >= 1, "patchmatch: empty descriptor field ", desc_a.sizes());
   TORCH_CHECK(H < (1 << 30) / W && D < (1 << 24), "patchmatch: descriptor field too large ", desc_a.sizes());
+  at::Tensor guess;
+  if (init.has_value() && init->defined()) {
+    TORCH_CHECK(init->dim() == 3 && init->size(0) == H && init->size(1) == W && init->size(2) == 2 &&
+                    init->scalar_type() == at::kInt && init->device() == desc_a.device(),
+                "patchmatch: init must be an H×W×2 int32 tensor on the descriptors' device, got ", init->sizes());
+    guess = init->contiguous();
+  }
+  const int* guess_ptr = guess.defined() ? guess.data_ptr<int>() : nullptr;
   const at::Tensor a = desc_a.contiguous(), b = desc_b.contiguous();
   at::Tensor flow = at::empty({H, W, 2}, a.options().dtype(at::kFloat));
   at::Tensor cost = at::empty({H, W}, a.options().dtype(at::kFloat));
   const Field f{static_cast<int>(H), static_cast<int>(W), static_cast<int>(D)};
   if (a.scalar_type() == at::kFloat) {
     run(a.data_ptr<float>(), b.data_ptr<float>(), f, static_cast<int>(iterations), static_cast<int>(radius),
-            static_cast<int>(window), seed, subpixel, flow.data_ptr<float>(), cost.data_ptr<float>());
+            static_cast<int>(window), guess_ptr, seed, subpixel, flow.data_ptr<float>(), cost.data_ptr<float>());
   } else {
     run(a.data_ptr<c10::Half>(), b.data_ptr<c10::Half>(), f, static_cast<int>(iterations),
-            static_cast<int>(radius), static_cast<int>(window), seed, subpixel, flow.data_ptr<float>(),
+            static_cast<int>(radius), static_cast<int>(window), guess_ptr, seed, subpixel, flow.data_ptr<float>(),
             cost.data_ptr<float>());
   }
   return {flow, cost};

@@ -12,6 +12,7 @@
 #include <c10/util/Half.h>
 #include <torch/library.h>
 
+#include <optional>
 #include <tuple>
 
 #include "patchmatch/patchmatch.h"
@@ -25,12 +26,14 @@ constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void init_kernel(const T* __restrict__ a, const T* __restrict__ b, int H, int W, int D, int window,
+                            const int* __restrict__ guess,
                             int64_t seed, int* __restrict__ U, int* __restrict__ V, float* __restrict__ C) {
   const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (p >= static_cast<int64_t>(H) * W) return;
   const int y = static_cast<int>(p / W), x = static_cast<int>(p % W);
   int u, v;
-  pm::random_init(seed, x, y, W, H, window, u, v);
+  const int cu = guess ? guess[2 * p] : 0, cv = guess ? guess[2 * p + 1] : 0;
+  pm::random_init(seed, x, y, W, H, window, cu, cv, u, v);
   U[p] = u;
   V[p] = v;
   C[p] = pm::sq_dist(a + p * D, b + (static_cast<int64_t>(y + v) * W + (x + u)) * D, D, 3.0e38f);
@@ -79,7 +82,8 @@ __global__ void finish_kernel(const T* __restrict__ a, const T* __restrict__ b, 
 }
 
 template <typename T>
-void run_cuda(const T* a, const T* b, int H, int W, int D, int iterations, int radius, int window, int64_t seed,
+void run_cuda(const T* a, const T* b, int H, int W, int D, int iterations, int radius, int window, const int* guess,
+              int64_t seed,
               bool subpix, float* flow, float* cost, const at::TensorOptions& opts) {
   const int64_t n = static_cast<int64_t>(H) * W;
   const unsigned blocks = static_cast<unsigned>((n + kThreads - 1) / kThreads);
@@ -89,7 +93,7 @@ void run_cuda(const T* a, const T* b, int H, int W, int D, int iterations, int r
   at::Tensor c0 = at::empty({n}, opts.dtype(at::kFloat)), c1 = at::empty({n}, opts.dtype(at::kFloat));
   int *U0 = u0.data_ptr<int>(), *V0 = v0.data_ptr<int>(), *U1 = u1.data_ptr<int>(), *V1 = v1.data_ptr<int>();
   float *C0 = c0.data_ptr<float>(), *C1 = c1.data_ptr<float>();
-  init_kernel<T><<<blocks, kThreads, 0, stream>>>(a, b, H, W, D, window, seed, U0, V0, C0);
+  init_kernel<T><<<blocks, kThreads, 0, stream>>>(a, b, H, W, D, window, guess, seed, U0, V0, C0);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   int first_step = 1;
   while (first_step * 2 <= 8 && first_step * 2 < (H > W ? H : W)) first_step *= 2;
@@ -109,7 +113,7 @@ void run_cuda(const T* a, const T* b, int H, int W, int D, int iterations, int r
 
 std::tuple<at::Tensor, at::Tensor> patchmatch_cuda(const at::Tensor& desc_a, const at::Tensor& desc_b,
                                                    int64_t iterations, int64_t radius, int64_t window, int64_t seed,
-                                                   bool subpixel) {
+                                                   bool subpixel, const std::optional<at::Tensor>& init) {
   TORCH_CHECK(desc_a.dim() == 3 && desc_b.dim() == 3, "patchmatch: desc_a and desc_b must be H×W×D, got ",
               desc_a.sizes(), " and ", desc_b.sizes());
   TORCH_CHECK(desc_a.sizes() == desc_b.sizes(), "patchmatch: desc_a ", desc_a.sizes(), " and desc_b ",
@@ -124,18 +128,26 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cuda(const at::Tensor& desc_a, con
   const int64_t H = desc_a.size(0), W = desc_a.size(1), D = desc_a.size(2);
   TORCH_CHECK(H >= 1 && W >= 1 && D >= 1, "patchmatch: empty descriptor field ", desc_a.sizes());
   TORCH_CHECK(H < (1 << 30) / W && D < (1 << 24), "patchmatch: descriptor field too large ", desc_a.sizes());
+  at::Tensor guess;
+  if (init.has_value() && init->defined()) {
+    TORCH_CHECK(init->dim() == 3 && init->size(0) == H && init->size(1) == W && init->size(2) == 2 &&
+                    init->scalar_type() == at::kInt && init->device() == desc_a.device(),
+                "patchmatch: init must be an H×W×2 int32 tensor on the descriptors' device, got ", init->sizes());
+    guess = init->contiguous();
+  }
+  const int* guess_ptr = guess.defined() ? guess.data_ptr<int>() : nullptr;
   const c10::cuda::CUDAGuard guard(desc_a.device());
   const at::Tensor a = desc_a.contiguous(), b = desc_b.contiguous();
   at::Tensor flow = at::empty({H, W, 2}, a.options().dtype(at::kFloat));
   at::Tensor cost = at::empty({H, W}, a.options().dtype(at::kFloat));
   if (a.scalar_type() == at::kFloat) {
     run_cuda(a.data_ptr<float>(), b.data_ptr<float>(), static_cast<int>(H), static_cast<int>(W), static_cast<int>(D),
-             static_cast<int>(iterations), static_cast<int>(radius), static_cast<int>(window), seed, subpixel,
+             static_cast<int>(iterations), static_cast<int>(radius), static_cast<int>(window), guess_ptr, seed, subpixel,
              flow.data_ptr<float>(), cost.data_ptr<float>(), a.options());
   } else {
     run_cuda(a.data_ptr<c10::Half>(), b.data_ptr<c10::Half>(), static_cast<int>(H), static_cast<int>(W),
              static_cast<int>(D), static_cast<int>(iterations), static_cast<int>(radius), static_cast<int>(window),
-             seed, subpixel, flow.data_ptr<float>(), cost.data_ptr<float>(), a.options());
+             guess_ptr, seed, subpixel, flow.data_ptr<float>(), cost.data_ptr<float>(), a.options());
   }
   return {flow, cost};
 }

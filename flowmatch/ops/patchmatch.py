@@ -42,7 +42,9 @@ def validate_descriptors(desc_a: torch.Tensor, desc_b: torch.Tensor, *, check_fi
         raise InputError(f"desc_a ({desc_a.device}) and desc_b ({desc_b.device}) are on different devices")
     if check_finite:
         for name, t in (("desc_a", desc_a), ("desc_b", desc_b)):
-            if not bool(torch.isfinite(t).all()):
+            # one reduction pass without a mask temporary (NaN and ±inf propagate into min/max)
+            lo, hi = torch.aminmax(t)
+            if not (bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))):
                 raise InputError(f"{name} contains NaN or infinite values")
 
 
@@ -52,10 +54,12 @@ def _has_cuda_kernel() -> bool:
 
 
 def patchmatch(desc_a: torch.Tensor, desc_b: torch.Tensor, iterations: int = 2, radius: int = 5,
-               window: int = 8, seed: int = 0, subpixel: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               window: int = 8, seed: int = 0, subpixel: bool = False,
+               init: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Approximate nearest-neighbour field from desc_a to desc_b by PatchMatch (squared L2 cost).
 
-    Random initialisation uniform in [-window, window]² around each pixel, then `iterations`
+    Random initialisation uniform in [-window, window]² around each pixel's initial guess (`init`,
+    zero by default), then `iterations`
     passes of propagation (from left/up neighbours on even passes, right/down on odd ones) and
     random search around the current best with radius `radius`, radius/2, ..., 1.  Deterministic
     for a given seed (independent of the thread count on the CPU).
@@ -68,6 +72,8 @@ def patchmatch(desc_a: torch.Tensor, desc_b: torch.Tensor, iterations: int = 2, 
         seed: any integer.
         subpixel: refine each integer match by a parabola fit through the neighbouring costs
             (the returned cost stays that of the integer match).
+        init: optional H×W×2 initial guess of the flow (pixels, u then v; rounded to integers), e.g. an
+            upsampled coarse result; the random initialisation is drawn around it.
     Returns:
         flow: H×W×2 float32, pixels, (u, v) x first, A(x, y) -> B(x+u, y+v).
         cost: H×W float32, squared L2 descriptor distance of each match.
@@ -79,12 +85,21 @@ def patchmatch(desc_a: torch.Tensor, desc_b: torch.Tensor, iterations: int = 2, 
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InputError(f"patchmatch: seed must be an integer, got {seed!r}")
     seed = int(seed) % (2 ** 63)
+    guess = None
+    if init is not None:
+        guess = torch.as_tensor(init)
+        if guess.shape != (*desc_a.shape[:2], 2):
+            raise InputError(f"patchmatch: init must be H×W×2 = {(*desc_a.shape[:2], 2)}, got {tuple(guess.shape)}")
+        guess = guess.to(torch.float64)
+        if not bool(torch.isfinite(guess).all()) or bool((guess.abs() >= 2 ** 20).any()):
+            raise InputError("patchmatch: init must be finite with |values| < 2^20 pixels")
+        guess = guess.round().to(device=desc_a.device, dtype=torch.int32).contiguous()
     _ext.require("flowmatch.ops.patchmatch")
     if desc_a.device.type == "cuda" and not _has_cuda_kernel():
         raise InputError("patchmatch: descriptors are on CUDA but the extension was built without CUDA kernels; "
                          "move them to the CPU with .cpu() or rebuild with a CUDA torch")
     return torch.ops.flowmatch.patchmatch(desc_a.contiguous(), desc_b.contiguous(), iterations, radius, window,
-                                          seed, bool(subpixel))
+                                          seed, bool(subpixel), guess)
 
 
 def patchmatch_bruteforce(desc_a: torch.Tensor, desc_b: torch.Tensor, window: int | None = None,
@@ -128,7 +143,7 @@ def _register_fake() -> None:
     """Shape propagation for torch.compile / FakeTensor tracing (no data is touched)."""
     try:
         @torch.library.register_fake("flowmatch::patchmatch")
-        def _fake(desc_a, desc_b, iterations, radius, window, seed, subpixel=False):
+        def _fake(desc_a, desc_b, iterations, radius, window, seed, subpixel=False, init=None):
             H, W = desc_a.shape[0], desc_a.shape[1]
             return (desc_a.new_empty((H, W, 2), dtype=torch.float32),
                     desc_a.new_empty((H, W), dtype=torch.float32))

@@ -140,3 +140,15 @@ def test_fake_tensor_shapes():
         a = torch.empty(5, 7, 3)
         flow, cost = torch.ops.flowmatch.patchmatch(a, a, 1, 1, 1, 0, False)
         assert flow.shape == (5, 7, 2) and cost.shape == (5, 7)
+
+
+def test_init_guess_centres_the_random_initialisation():
+    a, b, true_flow = _known_field(16, 20, 8, 6, noise=0.01)
+    # no search, no propagation gain possible beyond the guess: window 0 returns the (clamped) guess
+    flow, cost = patchmatch(a, b, iterations=1, radius=0, window=0, seed=0, init=true_flow)
+    assert torch.equal(flow, true_flow)
+    torch.testing.assert_close(cost.double(), _recompute_cost(a, b, flow), rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError):
+        patchmatch(a, b, init=true_flow[:-1])
+    with pytest.raises(InputError):
+        patchmatch(a, b, init=torch.full_like(true_flow, float("inf")))
