@@ -33,7 +33,7 @@ struct Vec {
 #define FM_SIMD_NAME(name) name##_avx2
 #define FM_SIMD_MAX_OB 12
 #define FM_SIMD_MAX_MASKED_OB 4
-#define FM_SIMD_MAX_CB 8
+#define FM_SIMD_MAX_CB 4
 #include "correlation_cpu_simd.inc"
 
 #pragma GCC pop_options
