@@ -143,6 +143,7 @@ def sparse_matches(flow_ab: Any, flow_ba: Any, cost_ab: Any = None, threshold: f
 @dataclass(frozen=True)
 class PipelineConfig:
     """Settings of the PatchBatch pipeline (units: pixels of the full image unless said otherwise)."""
+    descriptor: str = "patchbatch"       # "patchbatch" (the shipped network) or "raw" (normalised 9×9 patches)
     descriptor_model: str | None = None  # load_descriptor_model name/path (None = shipped dense weights)
     descriptor_stride: int = 1           # descriptors (and PatchMatch) on every k-th pixel
     pca_dim: int | None = None           # reduce descriptors to this many PCA components (None = keep)
@@ -156,7 +157,7 @@ class PipelineConfig:
     coarse_radius: int = 32              # first search radius on the coarse grid (coarse pixels)
     coarse_iterations: int = 6           # PatchMatch passes on the coarse grid
     subpixel: bool = True                # parabola refinement of the matches
-    consistency: float = 1.0             # round-trip tolerance (full-image pixels)
+    consistency: float = 1.0             # round-trip tolerance (descriptor-grid pixels)
     cost_quantile: float | None = None   # drop the costliest consistent matches
     seed_step: int = 3                   # seeds for interpolation on every k-th grid pixel
     nn: int = 100                        # interpolation: nearest matches per model
@@ -173,8 +174,8 @@ class PipelineConfig:
 
 PRESETS: dict[str, PipelineConfig] = {
     "accurate": PipelineConfig(),
-    "fast": PipelineConfig(descriptor_stride=2, pca_dim=32, iterations=3, radius=4, window=2, seed_step=2,
-                           coarse_window=32, coarse_radius=16,
+    "fast": PipelineConfig(descriptor_stride=4, pca_dim=32, iterations=3, radius=4, window=2, seed_step=1,
+                           coarse_factor=2, coarse_window=32, coarse_radius=16,
                            nn=64, refine_iterations=3),
 }
 
@@ -224,16 +225,47 @@ def pca_reduce(desc_a: torch.Tensor, desc_b: torch.Tensor, dim: int, samples: in
     return proj[0], proj[1]
 
 
+def raw_patch_descriptors(image: np.ndarray, stride: int = 1, radius: int = 4) -> torch.Tensor:
+    """A learning-free stand-in descriptor: the (2r+1)² grayscale patch around each pixel (3×3 box
+    pre-smoothed, reflect-101 borders), minus its mean, divided by its norm.
+
+    image: H×W or H×W×3.  Returns ceil(H/stride)×ceil(W/stride)×(2r+1)² float32."""
+    from .descriptors_dense import prepare_image
+
+    g = prepare_image(image)[None, None]
+    if min(g.shape[-2:]) <= radius:
+        raise InputError(f"image is {g.shape[-1]}×{g.shape[-2]} pixels; raw patch descriptors need more than "
+                         f"{radius}×{radius}")
+    g = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(g, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    g = torch.nn.functional.pad(g, (radius,) * 4, mode="reflect")
+    H, W = g.shape[-2] - 2 * radius, g.shape[-1] - 2 * radius
+    k = 2 * radius + 1
+    rows = []
+    for y0 in range(0, H, stride * 64):  # bands bound the unfolded copy
+        band = g[..., y0:min(H, y0 + stride * 64) + 2 * radius, :]
+        p = torch.nn.functional.unfold(band, k)[0].T.reshape(band.shape[-2] - 2 * radius, W, k * k)
+        rows.append(p[::stride, ::stride])
+    d = torch.cat(rows)
+    d = d - d.mean(-1, keepdim=True)
+    return (d / (d.norm(dim=-1, keepdim=True) + 1e-3)).contiguous()
+
+
 def compute_descriptors(img1: np.ndarray, img2: np.ndarray, cfg: PipelineConfig,
                         model: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense descriptors of both frames on the cfg.descriptor_stride grid (PCA-reduced when asked).
 
     img1, img2: H×W×3 (or H×W) frames.  Returns two ceil(H/k)×ceil(W/k)×D fields (float32 or float16)."""
-    from .descriptors_dense import descriptors, load_descriptor_model
+    if cfg.descriptor == "raw":
+        da = raw_patch_descriptors(img1, cfg.descriptor_stride)
+        db = raw_patch_descriptors(img2, cfg.descriptor_stride)
+    elif cfg.descriptor == "patchbatch":
+        from .descriptors_dense import descriptors, load_descriptor_model
 
-    net = model if model is not None else load_descriptor_model(cfg.descriptor_model)
-    da = descriptors(img1, net, stride=cfg.descriptor_stride)
-    db = descriptors(img2, net, stride=cfg.descriptor_stride)
+        net = model if model is not None else load_descriptor_model(cfg.descriptor_model)
+        da = descriptors(img1, net, stride=cfg.descriptor_stride)
+        db = descriptors(img2, net, stride=cfg.descriptor_stride)
+    else:
+        raise InputError(f"descriptor must be 'patchbatch' or 'raw', got {cfg.descriptor!r}")
     if cfg.pca_dim is not None:
         da, db = pca_reduce(da, db, cfg.pca_dim, seed=cfg.seed)
     if cfg.half:
@@ -242,10 +274,14 @@ def compute_descriptors(img1: np.ndarray, img2: np.ndarray, cfg: PipelineConfig,
 
 
 def _pool(desc: torch.Tensor, factor: int) -> torch.Tensor:
-    """H×W×D field averaged over factor×factor cells (ceil mode) -> ceil(H/f)×ceil(W/f)×D float32."""
-    x = desc.float().permute(2, 0, 1)[None]
-    x = torch.nn.functional.avg_pool2d(x, factor, factor, ceil_mode=True)
-    return x[0].permute(1, 2, 0).contiguous()
+    """H×W×D field averaged over factor×factor cells -> ceil(H/f)×ceil(W/f)×D float32 (edge cells are
+    completed by repeating the last row/column).  Works channels-last, without a transposed copy."""
+    H, W, D = desc.shape
+    Hc, Wc = -(-H // factor), -(-W // factor)
+    rows = torch.arange(Hc * factor).clamp_(max=H - 1)
+    cols = torch.arange(Wc * factor).clamp_(max=W - 1)
+    x = desc if (Hc * factor == H and Wc * factor == W) else desc[rows][:, cols]
+    return x.float().reshape(Hc, factor, Wc, factor, D).mean((1, 3)).contiguous()
 
 
 def _one_way(da: torch.Tensor, db: torch.Tensor, cfg: PipelineConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -364,7 +400,7 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         timer.stage("patchmatch", t, "both directions")
         t = time.perf_counter()
         k = cfg.descriptor_stride
-        m = sparse_matches(fab, fba, cab, threshold=cfg.consistency / k, cost_quantile=cfg.cost_quantile,
+        m = sparse_matches(fab, fba, cab, threshold=cfg.consistency, cost_quantile=cfg.cost_quantile,
                            step=cfg.seed_step, scale=float(k))
         n_grid = -(-fab.shape[0] // cfg.seed_step) * -(-fab.shape[1] // cfg.seed_step)
         timer.stage("consistency", t, f"{len(m)} of {n_grid} grid matches kept")

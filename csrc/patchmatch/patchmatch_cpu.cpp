@@ -211,7 +211,11 @@ inline void run(const T* a, const T* b, Field f, int iterations, int radius, int
   const CpuDist<T> dist{f.D, fn};
   std::vector<int> U(n), V(n);
   std::vector<float> C(n);
-  at::parallel_for(0, n, 2048, [&](int64_t p0, int64_t p1) {
+  // Small problems run on one thread: waking the pool costs more than it saves (and much more on a
+  // busy machine).  Chunks never change the result, only who computes it.
+  const bool parallel = static_cast<double>(n) * f.D * (iterations + 1) > static_cast<double>(1 << 23);
+  const int64_t pixel_grain = parallel ? 2048 : n;
+  at::parallel_for(0, n, pixel_grain, [&](int64_t p0, int64_t p1) {
     init_pixels(a, b, f, dist, window, guess, seed, p0, p1, U.data(), V.data(), C.data());
   });
   const int rows = band_rows(f.H);
@@ -226,7 +230,7 @@ inline void run(const T* a, const T* b, Field f, int iterations, int radius, int
       std::copy_n(U.data() + static_cast<int64_t>(ny) * f.W, f.W, snap_u.data() + static_cast<int64_t>(k) * f.W);
       std::copy_n(V.data() + static_cast<int64_t>(ny) * f.W, f.W, snap_v.data() + static_cast<int64_t>(k) * f.W);
     }
-    at::parallel_for(0, nb, 1, [&](int64_t k0, int64_t k1) {
+    at::parallel_for(0, nb, parallel ? 1 : nb, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         const int y0 = static_cast<int>(k) * rows, y1 = std::min(f.H, y0 + rows);
         band_pass(a, b, f, dist, y0, y1, forward, it, radius, seed, U.data(), V.data(), C.data(),
@@ -234,7 +238,7 @@ inline void run(const T* a, const T* b, Field f, int iterations, int radius, int
       }
     });
   }
-  at::parallel_for(0, n, 2048, [&](int64_t p0, int64_t p1) {
+  at::parallel_for(0, n, pixel_grain, [&](int64_t p0, int64_t p1) {
     finish_pixels(a, b, f, dist, subpix, p0, p1, U.data(), V.data(), C.data(), flow, cost);
   });
 }

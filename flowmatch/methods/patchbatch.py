@@ -49,7 +49,7 @@ def _run(img1: np.ndarray, img2: np.ndarray, *, preset: str, device: str = "cpu"
 
     if device not in ("cpu", None):
         raise InputError(f"method 'patchbatch-{preset}' runs on the CPU only for now; got device={device!r}")
-    model = _model(options.get("descriptor_model"))
+    model = _model(options.get("descriptor_model")) if options.get("descriptor", "patchbatch") == "patchbatch" else None
     return patchbatch_flow(img1, img2, preset=preset, verbose=bool(verbose), model=model, **options)
 
 

@@ -1,0 +1,99 @@
+"""The PatchBatch pipeline end to end: known motion, the registered methods, CLI, degenerate inputs."""
+import glob
+import os
+
+import numpy as np
+import pytest
+
+import flowmatch
+from flowmatch import _ext
+from flowmatch.errors import InputError
+from flowmatch.matching import NoMatchesWarning, patchbatch_flow
+
+pytestmark = pytest.mark.skipif(not _ext.available(), reason="flowmatch._C not built")
+
+
+def _shifted_pair(H=96, W=128, u=3, v=-2, seed=0):
+    """A smooth random texture and the same texture moved by (u, v): flow is (u, v) wherever the
+    source pixel is inside the frame."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    big = cv2.GaussianBlur(rng.uniform(0, 255, (H + 20, W + 20)).astype(np.float32), (0, 0), 1.5)
+    big = cv2.normalize(big, None, 0, 255, cv2.NORM_MINMAX)
+    img1 = big[10:10 + H, 10:10 + W]
+    img2 = big[10 - v:10 - v + H, 10 - u:10 - u + W]  # img2(x + u, y + v) = img1(x, y)
+    return np.repeat(img1[..., None], 3, 2).astype(np.uint8), np.repeat(img2[..., None], 3, 2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("descriptor", ["patchbatch", "raw"])
+def test_translation_is_recovered(descriptor):
+    a, b = _shifted_pair()
+    flow = patchbatch_flow(a, b, preset="fast", descriptor=descriptor, descriptor_stride=2)
+    assert flow.shape == (96, 128, 2) and flow.dtype == np.float32
+    inner = flow[12:-12, 12:-12]
+    err = np.linalg.norm(inner - np.float32([3, -2]), axis=2)
+    assert np.median(err) < 0.25 and np.mean(err) < 0.6
+
+
+def test_registered_methods_and_verbose_timings(capsys):
+    names = {m.name for m in flowmatch.methods()}
+    assert {"patchbatch-fast", "patchbatch-accurate"} <= names
+    a, b = _shifted_pair(u=2, v=1)
+    flow = flowmatch.flow(a, b, method="patchbatch-fast", verbose=True, descriptor_stride=2)
+    err = np.linalg.norm(flow[12:-12, 12:-12] - np.float32([2, 1]), axis=2)
+    assert np.median(err) < 0.25
+    stages = capsys.readouterr().err
+    for stage in ("descriptors", "patchmatch", "consistency", "interpolate", "refine", "total"):
+        assert f"] {stage}" in stages
+    with pytest.raises(InputError):
+        flowmatch.flow(a, b, method="patchbatch-fast", no_such_option=1)
+
+
+def test_no_surviving_match_gives_a_defined_flow_and_a_warning(monkeypatch):
+    import flowmatch.matching as matching
+
+    a, b = _shifted_pair()
+
+    def inconsistent(da, db, cfg):
+        H, W = da.shape[:2]
+        far = np.full((H, W, 2), 10 * max(H, W), np.float32)  # every target leaves the image
+        cost = np.ones((H, W), np.float32)
+        return far, cost, far, cost
+
+    monkeypatch.setattr(matching, "match_descriptors", inconsistent)
+    with pytest.warns(NoMatchesWarning):
+        flow = patchbatch_flow(a, b, preset="fast", descriptor="raw")
+    assert flow.shape == (96, 128, 2) and np.isfinite(flow).all()
+
+
+def test_image_too_small_for_the_descriptor_patch():
+    a = np.zeros((20, 20, 3), np.uint8)
+    with pytest.raises(InputError):
+        patchbatch_flow(a, a, preset="fast")
+
+
+def test_cli_flow_with_patchbatch_fast(tmp_path):
+    from flowmatch import io
+    from flowmatch.cli import main
+
+    a, b = _shifted_pair(u=-2, v=2)
+    io.write_image(tmp_path / "a.png", a)
+    io.write_image(tmp_path / "b.png", b)
+    rc = main(["flow", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "out.flo"),
+               "--viz", str(tmp_path / "out.png"), "--method", "patchbatch-fast", "--option", "descriptor_stride=2"])
+    assert rc == 0
+    flow, _ = io.read_flow(tmp_path / "out.flo")
+    assert np.median(np.linalg.norm(flow[12:-12, 12:-12] - np.float32([-2, 2]), axis=2)) < 0.25
+    assert os.path.getsize(tmp_path / "out.png") > 0
+
+
+@pytest.mark.slow
+def test_real_sintel_pair_fast_preset(real_data):
+    case = sorted(glob.glob(os.path.join(real_data, "sintel", "alley_1_clean_*")))[0]
+    a, b = flowmatch.io.read_image(os.path.join(case, "img1.png")), flowmatch.io.read_image(os.path.join(case, "img2.png"))
+    gt, valid = flowmatch.io.read_flow(os.path.join(case, "flow.flo"))
+    flow = flowmatch.flow(a, b, method="patchbatch-fast")
+    epe = np.linalg.norm(flow - gt, axis=2)[valid].mean()
+    zero = np.linalg.norm(gt, axis=2)[valid].mean()
+    assert epe < 0.5 * zero, (epe, zero)
