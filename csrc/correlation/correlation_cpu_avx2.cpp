@@ -31,8 +31,8 @@ struct Vec {
 }  // namespace
 
 #define FM_SIMD_NAME(name) name##_avx2
-#define FM_SIMD_MAX_OB 12
-#define FM_SIMD_MAX_MASKED_OB 4
+#define FM_SIMD_MAX_OB 6
+#define FM_SIMD_MAX_MASKED_OB 3
 #define FM_SIMD_MAX_CB 4
 #include "correlation_cpu_simd.inc"
 

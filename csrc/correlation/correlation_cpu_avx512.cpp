@@ -31,7 +31,7 @@ struct Vec {
 }  // namespace
 
 #define FM_SIMD_NAME(name) name##_avx512
-#define FM_SIMD_MAX_OB 24
+#define FM_SIMD_MAX_OB 12
 #define FM_SIMD_MAX_MASKED_OB 6
 #define FM_SIMD_MAX_CB 8
 #include "correlation_cpu_simd.inc"
