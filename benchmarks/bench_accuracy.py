@@ -8,11 +8,13 @@ img1, img2 and ground truth) plus `--synthetic` flying-shapes pairs 512x384 from
 training pairs).  Per method: EPE (px) per group, the mean EPE and >3 px outlier share (percent)
 over all pairs, and the mean wall time per pair (2 shared cores: noisy).  Sintel pixels marked
 invalid are not scored; KITTI is scored on its sparse valid pixels.  Rows are sorted by the mean
-EPE over all pairs; the table goes to stdout and to --out.  A method that fails on a pair is shown
-with that pair left out (n in the table)."""
+EPE over all pairs; the table goes to stdout and to --out, the per-pair numbers to the .json beside
+it (--reuse takes a slow method's rows from there).  A method that fails on a pair is shown with
+that pair left out (n in the table)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -127,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", help="comma-separated names (default: every available CPU method)")
     ap.add_argument("--synthetic", type=int, default=3, help="number of held-out synthetic pairs")
     ap.add_argument("--out", default=os.path.join(REPO_DIR, "benchmarks", "results", "accuracy.md"))
+    ap.add_argument("--reuse", default="",
+                    help="comma-separated methods whose per-pair rows are taken from the JSON beside --out "
+                         "(from an earlier run on the same cases) instead of being recomputed")
     args = ap.parse_args(argv)
     names = ([n.strip() for n in args.methods.split(",")] if args.methods
              else [m.name for m in methods(available_only=True) if not m.needs_gpu])
@@ -137,7 +142,22 @@ def main(argv: list[str] | None = None) -> int:
     if not cases:
         print("no cases: ../shared/data/real is absent and --synthetic 0", file=sys.stderr)
         return 1
-    results = {n: evaluate_method(n, cases) for n in names}
+    cache_path = os.path.splitext(args.out)[0] + ".json"
+    cache = {}
+    if os.path.isfile(cache_path):
+        with open(cache_path) as fh:
+            cache = json.load(fh)
+    reuse = {n.strip() for n in args.reuse.split(",") if n.strip()}
+    results = {}
+    for n in names:
+        old = cache.get(n, {})
+        if n in reuse and all(c["name"] in old for c in cases):
+            results[n] = {c["name"]: old[c["name"]] for c in cases}
+            print(f"  {n}: reusing {cache_path}", file=sys.stderr)
+        else:
+            results[n] = evaluate_method(n, cases)
+    with atomic_open(cache_path, "w") as fh:
+        json.dump({**cache, **results}, fh, indent=1)
     table, order = summary_table(results, cases)
     text = (f"## Accuracy on {len(cases)} pairs ({'real samples + ' if real else ''}{args.synthetic} held-out "
             f"synthetic), CPU, 2 shared cores (times noisy)\n\nEPE in pixels (lower is better); "

@@ -163,3 +163,16 @@ def test_two_torchrun_processes_equal_one(tmp_path):
     assert two["metrics"] == one["metrics"]  # exactly, not approximately
     strip = lambda frames: [{k: v for k, v in f.items() if k != "seconds"} for f in frames]  # noqa: E731
     assert strip(two["frames"]) == strip(one["frames"])
+
+
+@pytest.mark.slow
+def test_a_failing_rank_stops_every_rank_with_a_named_error(tmp_path):
+    root = layouts.make_sintel(tmp_path, scenes=("alley_1", "cave_2"), frames=3)
+    with open(os.path.join(root, "training", "clean", "alley_1", "frame_0003.png"), "wb") as fh:
+        fh.write(b"not a png")  # pair 1 (alley_1 frame 2 -> 3) runs on rank 1
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "flowmatch", "eval", "--dataset", "sintel", "--root", root, "--method", METHOD, "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert r.returncode != 0
+    assert "rank 1 failed: FlowFormatError" in r.stderr  # rank 0 names the failing rank
+    assert "frame_0003.png' cannot be decoded" in r.stderr
