@@ -81,6 +81,31 @@ def fwd_bwd_fns(impl: str, n: int):
     return (lambda: fn(f1, f2)), bwd
 
 
+def thread_cpu_ticks() -> dict:
+    """CPU time (clock ticks) used so far by each thread of this process (Linux /proc)."""
+    ticks = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ticks[tid] = int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            pass
+    return ticks
+
+
+def thread_shares(fn, seconds: float = 1.5) -> list[float]:
+    """Share of the CPU time spent in fn() taken by each thread that worked (robust to a loaded machine)."""
+    before = thread_cpu_ticks()
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        fn()
+    after = thread_cpu_ticks()
+    used = sorted((after[k] - before.get(k, 0) for k in after), reverse=True)
+    total = sum(used) or 1
+    return [u / total for u in used if u / total > 0.02]
+
+
 def peak_extra_bytes(fn) -> int:
     """Peak of allocated CPU tensor bytes during fn() above the level at its start (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
@@ -175,6 +200,11 @@ def main() -> None:
     print(f"\nN=1 thread scaling (op, 1 -> {args.threads} threads): " + ", ".join(
         f"{p} {statistics.median(t1[p]) * 1e3:.1f} -> {statistics.median(tn[p]) * 1e3:.1f} ms "
         f"({statistics.median(t1[p]) / statistics.median(tn[p]):.2f}x)" for p in ("fwd", "bwd")))
+    if os.path.isdir("/proc/self/task"):
+        for p, fn in (("fwd", fwd), ("bwd", bwd)):
+            shares = thread_shares(fn)
+            print(f"N=1 {p}: CPU time by thread (per-thread /proc accounting): "
+                  + ", ".join(f"{100 * x:.0f}%" for x in shares) + f"  -> {len(shares)} threads busy")
     for n in args.batches:
         op, budget, banded = memory_check(n)
         print(f"N={n} peak extra memory, forward + backward: op {op / 2**20:.1f} MiB, budget (output + input grads) "
