@@ -160,8 +160,22 @@ def test_photometric_identity_and_gamma():
     out = FlowAugment(**{**ident, "gamma": (2.0, 2.0)})(sample, rng).img1
     expect = np.clip(np.round(255.0 * (img / 255.0) ** 2), 0, 255)
     assert np.abs(out.astype(int) - expect).max() <= 1
-    out = FlowAugment(**{**ident, "colour": (2.0, 2.0)})(sample, rng).img1
-    assert np.abs(out.astype(int) - np.clip(2 * img.astype(int), 0, 255)).max() <= 1
+    # the same factor on every channel changes nothing: pixels keep their channel sum
+    np.testing.assert_array_equal(FlowAugment(**{**ident, "colour": (2.0, 2.0)})(sample, rng).img1, img)
+    # distinct factors: hue changes, the channel sum stays (FlowNet's brightness-compensated colour)
+    m = np.array([0.5, 1.0, 2.0])
+    params = {"colour": m.astype(np.float32), "gamma": 1.0, "brightness": 0.0, "contrast": 0.0, "noise": 0.0}
+    out = FlowAugment._apply_photometric(img, params, rng)
+    x = img / 255.0
+    expect = x * m * (x.sum(2) / ((x * m).sum(2) + 0.01))[..., None]
+    expect = np.clip(np.round(np.clip(expect, 0, 1) * 255.0), 0, 255)
+    assert np.abs(out.astype(int) - expect).max() <= 1
+    unclipped = (expect < 255).all(axis=2)
+    sums = np.abs(out.astype(int).sum(2) - img.astype(int).sum(2))[unclipped]
+    assert sums.max() <= 4  # 3 roundings and the +0.01 guard
+    # contrast: a factor 1 + c about mid-grey
+    out = FlowAugment._apply_photometric(img, {**params, "colour": np.ones(3, np.float32), "contrast": -0.5}, rng)
+    assert np.abs(out.astype(int) - np.round(127.5 + (img.astype(float) - 127.5) * 0.5)).max() <= 1
 
 
 def test_noise_level():
@@ -238,3 +252,12 @@ def test_constant_flow_transforms_like_a_vector(angle, scale, u, v, sparse):
     np.testing.assert_allclose(out.flow[out.valid], np.broadcast_to(expect, (out.valid.sum(), 2)),
                                atol=1e-3 * (1 + abs(expect).max()))
     assert (out.flow[~out.valid] == 0).all()
+
+
+def test_fallback_to_a_centre_crop_when_nothing_fits(pair):
+    # zooming out by 2 never fits inside the original: the sample is only centre-cropped
+    aug = FlowAugment(crop=(96, 128), scale=(0.5, 0.5), max_tries=5, **NO_PHOTO)
+    out = aug(pair, 0)
+    np.testing.assert_array_equal(out.img1, pair.img1[16:112, 16:144])
+    np.testing.assert_allclose(out.flow, pair.flow[16:112, 16:144], atol=1e-4)
+    assert out.valid.all()
