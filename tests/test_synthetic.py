@@ -231,3 +231,13 @@ def test_backward_flow():
     q = generate_pair(96, 128, 12, max_motion=10.0)
     assert q.flow_bw is None and q.occlusion_bw is None
     np.testing.assert_array_equal(q.flow, p.flow)  # asking for it changes nothing else
+
+
+def test_extreme_options_stay_cheap_and_valid():
+    p = generate_pair(32, 40, 1, max_motion=1e4, num_shapes=250, max_rotation=180.0, max_scale=0.9)
+    assert np.isfinite(p.flow).all() and p.layers.max() <= 250
+    # almost everything leaves the frame, and what leaves is occluded
+    tx = np.arange(40)[None, :] + p.flow[..., 0]
+    ty = np.arange(32)[:, None] + p.flow[..., 1]
+    outside = (tx < 0) | (tx > 39) | (ty < 0) | (ty > 31)
+    assert p.occlusion[outside].all()

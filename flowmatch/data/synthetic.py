@@ -300,7 +300,8 @@ def generate_sequence(height: int, width: int, seed: int | np.random.Generator =
     max_motion, bgm = float(max_motion), float(background_motion)
 
     # background: texture a bit larger than the frame, reflected beyond that
-    margin = int(math.ceil(max_motion * bgm)) + 8
+    # (capped: beyond it the reflected border keeps the flow exact, and huge motions stay cheap)
+    margin = min(int(math.ceil(max_motion * bgm)) + 8, 128)
     bg_tex = _texture(rng, h + 2 * margin, w + 2 * margin)
     bg_m1 = _translate(-margin, -margin)
     bg_a = _motion_about((w - 1) / 2, (h - 1) / 2, rng.uniform(-1, 1) * max_rotation * bgm * 0.25,
