@@ -6,6 +6,7 @@
 // flowmatch::correlation_backward(grad_output, f1, f2, ...) -> (grad_f1, grad_f2)
 // flowmatch::_correlation_elementwise / _correlation_backward_elementwise: the per-element code path
 //   the CUDA kernels use (correlation.h), on the CPU; for tests.
+// flowmatch::_correlation_cuda_emulated: the CUDA forward kernel's tiled schedule run on the CPU; for tests.
 #include <torch/library.h>
 
 #include "correlation_ops.h"
@@ -59,4 +60,6 @@ TORCH_LIBRARY_FRAGMENT(flowmatch, m) {
         "int stride1, int stride2) -> Tensor");
   m.def("_correlation_backward_elementwise(Tensor grad_output, Tensor f1, Tensor f2, int pad_size, "
         "int kernel_size, int max_displacement, int stride1, int stride2) -> (Tensor, Tensor)");
+  m.def("_correlation_cuda_emulated(Tensor f1, Tensor f2, int pad_size, int kernel_size, int max_displacement, "
+        "int stride1, int stride2) -> Tensor");
 }

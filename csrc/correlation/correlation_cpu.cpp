@@ -11,8 +11,10 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "correlation_cpu_simd.h"
+#include "correlation_kernels.cuh"
 #include "correlation_ops.h"
 
 namespace fm_corr {
@@ -178,6 +180,47 @@ std::tuple<at::Tensor, at::Tensor> backward_elementwise_cpu(const at::Tensor& gr
   return backward_impl(grad, f1, f2, P, true);
 }
 
+// The CUDA forward kernel's block/thread/shared-memory schedule run sequentially on the CPU, with the
+// same stage / accumulate / store functions (correlation_kernels.cuh): a test of the GPU logic on a
+// machine without a GPU.  Slow; small inputs only.
+at::Tensor cuda_emulated_cpu(const at::Tensor& f1_in, const at::Tensor& f2_in, int64_t pad, int64_t k, int64_t md,
+                             int64_t s1, int64_t s2) {
+  const CorrParams P = check_inputs(f1_in, f2_in, pad, k, md, s1, s2);
+  check_cpu(f1_in, "f1");
+  const at::Tensor f1 = f1_in.contiguous(), f2 = f2_in.contiguous();
+  TORCH_CHECK(f1.scalar_type() == at::kFloat || f1.scalar_type() == at::kDouble,
+              "_correlation_cuda_emulated: float32/float64 only");
+  at::Tensor out = at::empty({P.N, P.D * P.D, P.oH, P.oW}, f1.options());
+  int TW, OC, CC, nochunk;
+  corr_fwd_config(P, &TW, &OC, &CC, &nochunk);
+  AT_DISPATCH_FLOATING_TYPES(f1.scalar_type(), "correlation_cuda_emulated", [&] {
+    using A = scalar_t;
+    const scalar_t *a = f1.const_data_ptr<scalar_t>(), *b = f2.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    std::vector<A> smem(size_t(corr_fwd_smem_elems(P, TW, OC, CC)));
+    std::vector<A> acc(size_t(FM_FWD_THREADS) * FM_FWD_PER_THREAD);
+    const fm_index_t gx = (P.oW + TW - 1) / TW, gz = P.N * P.D * nochunk;
+    for (fm_index_t bz = 0; bz < gz; ++bz)
+      for (fm_index_t by = 0; by < P.oH; ++by)
+        for (fm_index_t bx = 0; bx < gx; ++bx) {
+          const CorrFwdTile tl = corr_fwd_tile(P, TW, OC, nochunk, bx, by, bz);
+          A* sA = smem.data();
+          A* sB = sA + fm_index_t(CC) * P.k * tl.w1;
+          std::fill(acc.begin(), acc.end(), A(0));
+          for (fm_index_t c0 = 0; c0 < P.C; c0 += CC) {
+            const fm_index_t cc = std::min<fm_index_t>(CC, P.C - c0);
+            for (fm_index_t tid = 0; tid < FM_FWD_THREADS; ++tid)  // then __syncthreads()
+              corr_fwd_stage<scalar_t, A>(tl, P, a, b, sA, sB, c0, cc, tid, FM_FWD_THREADS);
+            for (fm_index_t tid = 0; tid < FM_FWD_THREADS; ++tid)
+              corr_fwd_accumulate<A>(tl, P, sA, sB, cc, TW, tid, FM_FWD_THREADS, acc.data() + tid * FM_FWD_PER_THREAD);
+          }
+          for (fm_index_t tid = 0; tid < FM_FWD_THREADS; ++tid)
+            corr_fwd_store<scalar_t, A>(tl, P, o, TW, tid, FM_FWD_THREADS, acc.data() + tid * FM_FWD_PER_THREAD);
+        }
+  });
+  return out;
+}
+
 }  // namespace
 }  // namespace fm_corr
 
@@ -186,4 +229,5 @@ TORCH_LIBRARY_IMPL(flowmatch, CPU, m) {
   m.impl("correlation_backward", &fm_corr::backward_cpu);
   m.impl("_correlation_elementwise", &fm_corr::forward_elementwise_cpu);
   m.impl("_correlation_backward_elementwise", &fm_corr::backward_elementwise_cpu);
+  m.impl("_correlation_cuda_emulated", &fm_corr::cuda_emulated_cpu);
 }

@@ -30,73 +30,107 @@ FM_HD fm_index_t corr_fwd_smem_elems(const CorrParams& P, int TW, int OC, int CC
   return fm_index_t(CC) * P.k * (w1 + w2);
 }
 
+// What one block of the forward kernel computes: output row i, columns [j0, j0 + TW), vertical
+// displacement q, horizontal displacements [o0, o0 + ocount) of sample n; the staged f1 strip is
+// w1 wide from column x1base, the f2 strip w2 wide from x2base.
+struct CorrFwdTile {
+  fm_index_t j0, i, q, n, o0, ocount, w1, w2, x1base, x2base, dy;
+};
+
+FM_HD CorrFwdTile corr_fwd_tile(const CorrParams& P, int TW, int OC, int nochunk, fm_index_t bx, fm_index_t by,
+                                fm_index_t bz) {
+  CorrFwdTile t;
+  t.j0 = bx * TW;
+  t.i = by;
+  const fm_index_t chunk = bz % nochunk, nq = bz / nochunk;
+  t.q = nq % P.D;
+  t.n = nq / P.D;
+  t.o0 = chunk * OC;
+  t.ocount = (P.D - t.o0) < OC ? (P.D - t.o0) : OC;
+  t.w1 = fm_index_t(TW - 1) * P.s1 + P.k;
+  t.w2 = t.w1 + (t.ocount - 1) * P.s2;
+  t.x1base = corr_f1_coord(P, t.j0, 0);
+  t.x2base = t.x1base + corr_shift(P, t.o0);
+  t.dy = corr_shift(P, t.q);
+  return t;
+}
+
+// Thread tid's share of staging channels [c0, c0 + cc): f1 (k rows × w1) into sA, f2 (k rows × w2)
+// into sB, zero outside the image.
+template <typename T, typename A>
+FM_HD void corr_fwd_stage(const CorrFwdTile& tl, const CorrParams& P, const T* __restrict__ f1,
+                          const T* __restrict__ f2, A* sA, A* sB, fm_index_t c0, fm_index_t cc, fm_index_t tid,
+                          fm_index_t nthreads) {
+  for (fm_index_t t = tid; t < cc * P.k * tl.w1; t += nthreads) {
+    const fm_index_t c = t / (P.k * tl.w1), rem = t % (P.k * tl.w1), a = rem / tl.w1, x = tl.x1base + rem % tl.w1;
+    const fm_index_t y = corr_f1_coord(P, tl.i, a);
+    sA[t] = (corr_inside(y, P.H) && corr_inside(x, P.W)) ? static_cast<A>(f1[corr_in_offset(P, tl.n, c0 + c, y, x)])
+                                                       : A(0);
+  }
+  for (fm_index_t t = tid; t < cc * P.k * tl.w2; t += nthreads) {
+    const fm_index_t c = t / (P.k * tl.w2), rem = t % (P.k * tl.w2), a = rem / tl.w2, x = tl.x2base + rem % tl.w2;
+    const fm_index_t y = corr_f1_coord(P, tl.i, a) + tl.dy;
+    sB[t] = (corr_inside(y, P.H) && corr_inside(x, P.W)) ? static_cast<A>(f2[corr_in_offset(P, tl.n, c0 + c, y, x)])
+                                                       : A(0);
+  }
+}
+
+// Thread tid adds the staged channels to its outputs e = tid + m·nthreads (jj = e % TW, ot = e / TW).
+template <typename A>
+FM_HD void corr_fwd_accumulate(const CorrFwdTile& tl, const CorrParams& P, const A* sA, const A* sB, fm_index_t cc,
+                               int TW, fm_index_t tid, fm_index_t nthreads, A* acc) {
+  for (int m = 0; m < FM_FWD_PER_THREAD; ++m) {
+    const fm_index_t e = tid + fm_index_t(m) * nthreads;
+    if (e < TW * tl.ocount) {
+      const fm_index_t jj = e % TW, ot = e / TW;
+      A sum = A(0);
+      for (fm_index_t c = 0; c < cc; ++c)
+        for (fm_index_t a = 0; a < P.k; ++a) {
+          const A* ra = sA + (c * P.k + a) * tl.w1 + jj * P.s1;
+          const A* rb = sB + (c * P.k + a) * tl.w2 + jj * P.s1 + ot * P.s2;
+          for (fm_index_t b = 0; b < P.k; ++b) sum += ra[b] * rb[b];
+        }
+      acc[m] += sum;
+    }
+  }
+}
+
+template <typename T, typename A>
+FM_HD void corr_fwd_store(const CorrFwdTile& tl, const CorrParams& P, T* __restrict__ out, int TW, fm_index_t tid,
+                          fm_index_t nthreads, const A* acc) {
+  const A scale = A(1) / A(P.k * P.k * P.C);
+  for (int m = 0; m < FM_FWD_PER_THREAD; ++m) {
+    const fm_index_t e = tid + fm_index_t(m) * nthreads;
+    if (e < TW * tl.ocount) {
+      const fm_index_t jj = e % TW, ot = e / TW, j = tl.j0 + jj;
+      if (j < P.oW) out[corr_out_offset(P, tl.n, tl.q, tl.o0 + ot, tl.i, j)] = static_cast<T>(acc[m] * scale);
+    }
+  }
+}
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 // grid = (ceil(oW / TW), oH, N · D · nochunk), block = FM_FWD_THREADS, dynamic shared memory =
 // corr_fwd_smem_elems · sizeof(A).  The f2 strip (all OC displacements of this q) is staged once per
-// channel chunk and reused by every thread: one global read serves up to TW · OC products.
+// channel chunk and reused by every thread: one global read serves up to TW · OC products.  The CPU
+// emulation (flowmatch::_correlation_cuda_emulated) runs the same stage/accumulate/store functions.
 template <typename T, typename A>
 __device__ void corr_fwd_body(const T* __restrict__ f1, const T* __restrict__ f2, T* __restrict__ out,
                               const CorrParams P, int TW, int OC, int CC, int nochunk) {
   extern __shared__ __align__(16) unsigned char fm_smem_raw[];
+  const CorrFwdTile tl = corr_fwd_tile(P, TW, OC, nochunk, blockIdx.x, blockIdx.y, blockIdx.z);
   A* sA = reinterpret_cast<A*>(fm_smem_raw);
-  const fm_index_t j0 = fm_index_t(blockIdx.x) * TW;
-  const fm_index_t i = blockIdx.y;
-  const fm_index_t z = blockIdx.z;
-  const fm_index_t chunk = z % nochunk, nq = z / nochunk;
-  const fm_index_t q = nq % P.D, n = nq / P.D;
-  const fm_index_t o0 = chunk * OC;
-  const fm_index_t ocount = (P.D - o0) < OC ? (P.D - o0) : OC;
-  const fm_index_t w1 = fm_index_t(TW - 1) * P.s1 + P.k, w2 = w1 + (ocount - 1) * P.s2;
-  A* sB = sA + fm_index_t(CC) * P.k * w1;
-  const fm_index_t x1base = corr_f1_coord(P, j0, 0), x2base = x1base + corr_shift(P, o0);
-  const fm_index_t dy = corr_shift(P, q);
-  const int tid = threadIdx.x;
-
+  A* sB = sA + fm_index_t(CC) * P.k * tl.w1;
   A acc[FM_FWD_PER_THREAD];
 #pragma unroll
   for (int m = 0; m < FM_FWD_PER_THREAD; ++m) acc[m] = A(0);
-
   for (fm_index_t c0 = 0; c0 < P.C; c0 += CC) {
     const fm_index_t cc = (P.C - c0) < CC ? (P.C - c0) : CC;
-    // Stage f1 (k rows × w1) and f2 (k rows × w2) for cc channels; zero outside the image.
-    for (fm_index_t t = tid; t < cc * P.k * w1; t += blockDim.x) {
-      const fm_index_t c = t / (P.k * w1), rem = t % (P.k * w1), a = rem / w1, x = x1base + rem % w1;
-      const fm_index_t y = corr_f1_coord(P, i, a);
-      sA[t] = (corr_inside(y, P.H) && corr_inside(x, P.W)) ? static_cast<A>(f1[corr_in_offset(P, n, c0 + c, y, x)])
-                                                         : A(0);
-    }
-    for (fm_index_t t = tid; t < cc * P.k * w2; t += blockDim.x) {
-      const fm_index_t c = t / (P.k * w2), rem = t % (P.k * w2), a = rem / w2, x = x2base + rem % w2;
-      const fm_index_t y = corr_f1_coord(P, i, a) + dy;
-      sB[t] = (corr_inside(y, P.H) && corr_inside(x, P.W)) ? static_cast<A>(f2[corr_in_offset(P, n, c0 + c, y, x)])
-                                                         : A(0);
-    }
+    corr_fwd_stage<T, A>(tl, P, f1, f2, sA, sB, c0, cc, threadIdx.x, blockDim.x);
     __syncthreads();
-#pragma unroll
-    for (int m = 0; m < FM_FWD_PER_THREAD; ++m) {
-      const fm_index_t e = tid + fm_index_t(m) * blockDim.x;
-      if (e < TW * ocount) {
-        const fm_index_t jj = e % TW, ot = e / TW;
-        A sum = A(0);
-        for (fm_index_t c = 0; c < cc; ++c)
-          for (fm_index_t a = 0; a < P.k; ++a) {
-            const A* ra = sA + (c * P.k + a) * w1 + jj * P.s1;
-            const A* rb = sB + (c * P.k + a) * w2 + jj * P.s1 + ot * P.s2;
-            for (fm_index_t b = 0; b < P.k; ++b) sum += ra[b] * rb[b];
-          }
-        acc[m] += sum;
-      }
-    }
+    corr_fwd_accumulate<A>(tl, P, sA, sB, cc, TW, threadIdx.x, blockDim.x, acc);
     __syncthreads();  // the next chunk overwrites the tiles
   }
-  const A scale = A(1) / A(P.k * P.k * P.C);
-#pragma unroll
-  for (int m = 0; m < FM_FWD_PER_THREAD; ++m) {
-    const fm_index_t e = tid + fm_index_t(m) * blockDim.x;
-    if (e < TW * ocount) {
-      const fm_index_t jj = e % TW, ot = e / TW, j = j0 + jj;
-      if (j < P.oW) out[corr_out_offset(P, n, q, o0 + ot, i, j)] = static_cast<T>(acc[m] * scale);
-    }
-  }
+  corr_fwd_store<T, A>(tl, P, out, TW, threadIdx.x, blockDim.x, acc);
 }
 
 // One thread per input element (grid-stride over N·C·H·W); gradient of f1 (which = 0, other = f2)
@@ -112,3 +146,4 @@ __device__ void corr_bwd_body(const T* __restrict__ grad, const T* __restrict__ 
     grad_in[t] = static_cast<T>(corr_backward_element<A>(grad, other, P, which, n, c, y, x) * scale);
   }
 }
+#endif  // __CUDACC__

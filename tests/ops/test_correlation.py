@@ -111,6 +111,27 @@ def test_elementwise_path_float64_matches_reference(s):
 
 
 @needs_ext
+@settings(max_examples=15)
+@given(settings_st.filter(_valid))
+def test_cuda_forward_schedule_emulated_on_cpu(s):
+    # The CUDA forward kernel's blocks, threads and shared-memory tiles, run sequentially on the CPU
+    # with the same stage/accumulate/store functions (correlation_kernels.cuh).
+    n, c, h, w, k, md, s1, s2, p = s
+    f1, f2 = random_maps(n, c, h, w, seed=sum(s))
+    torch.testing.assert_close(torch.ops.flowmatch._correlation_cuda_emulated(f1, f2, p, k, md, s1, s2),
+                               correlation_reference(f1, f2, p, k, md, s1, s2), rtol=1e-12, atol=1e-12)
+
+
+@needs_ext
+def test_cuda_forward_schedule_splits_many_displacements():
+    # D = 1201 > 1024 displacements per axis: the kernel splits them over several blocks.
+    f1, f2 = random_maps(1, 2, 1, 1, seed=7)
+    args = (600, 1, 600, 1, 1)
+    torch.testing.assert_close(torch.ops.flowmatch._correlation_cuda_emulated(f1, f2, *args),
+                               torch.ops.flowmatch._correlation_elementwise(f1, f2, *args), rtol=0, atol=0)
+
+
+@needs_ext
 def test_flownetc_settings_match_reference():
     f1, f2 = random_maps(1, 32, 24, 30, dtype=torch.float32)
     out = correlation(f1, f2, pad_size=20, kernel_size=1, max_displacement=20, stride1=1, stride2=2)
