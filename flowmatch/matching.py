@@ -159,11 +159,12 @@ class PipelineConfig:
     subpixel: bool = True                # parabola refinement of the matches
     consistency: float = 1.0             # round-trip tolerance (descriptor-grid pixels)
     cost_quantile: float | None = None   # drop the costliest consistent matches
+    saliency_th: float = 0.0             # drop matches where img1's local gradient energy (0-1 scale) is lower
     seed_step: int = 3                   # seeds for interpolation on every k-th grid pixel
     nn: int = 100                        # interpolation: nearest matches per model
     coef_kernel: float = 0.8             # interpolation: weights exp(-coef · geodesic distance)
     affine: bool = True                  # interpolation: locally affine (else Nadaraya-Watson)
-    pref_nn: int = 25                    # interpolation prefilter neighbours (0 = off)
+    pref_nn: int = 50                    # interpolation prefilter neighbours (0 = off)
     pref_th: float = 5.0                 # interpolation prefilter threshold (px)
     edge_scale: float = 1.0              # weight of image edges in the geodesic cost
     refine: bool = True                  # variational refinement afterwards
@@ -173,10 +174,12 @@ class PipelineConfig:
 
 
 PRESETS: dict[str, PipelineConfig] = {
-    "accurate": PipelineConfig(),
+    # every pixel, 256/512-D descriptors stored as float16, seeds every 4 px, 10 refinement passes
+    "accurate": PipelineConfig(half=True, iterations=3, radius=4, seed_step=4, refine_iterations=10),
+    # descriptors every 4th pixel, PCA to 32-D, seeds every 4 px (every grid pixel), 5 refinement passes
     "fast": PipelineConfig(descriptor_stride=4, pca_dim=32, iterations=3, radius=4, window=2, seed_step=1,
-                           coarse_factor=2, coarse_window=32, coarse_radius=16,
-                           nn=64, refine_iterations=3),
+                           coarse_factor=2, coarse_window=32, coarse_radius=16, consistency=0.5,
+                           nn=64, refine_iterations=5),
 }
 
 
@@ -318,6 +321,17 @@ def densify(matches: Matches, image: np.ndarray, cfg: PipelineConfig) -> np.ndar
                                   affine=cfg.affine, pref_nn=cfg.pref_nn, pref_th=cfg.pref_th)
 
 
+def saliency(image: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+    """Local texture strength of a frame: Gaussian-averaged gradient magnitude of the grayscale image
+    scaled to [0, 1] (H×W float32).  Matches on flat regions (low saliency) are unreliable."""
+    import cv2
+
+    g = _gray_u8(image).astype(np.float32) / 255.0
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    return np.sqrt(cv2.GaussianBlur(gx * gx + gy * gy, (0, 0), sigma))
+
+
 def _gray_u8(img: np.ndarray) -> np.ndarray:
     a = np.asarray(img, dtype=np.float32)
     if a.ndim == 3:
@@ -402,6 +416,10 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         k = cfg.descriptor_stride
         m = sparse_matches(fab, fba, cab, threshold=cfg.consistency, cost_quantile=cfg.cost_quantile,
                            step=cfg.seed_step, scale=float(k))
+        if cfg.saliency_th > 0 and len(m):
+            sal = saliency(a)
+            keep = sal[m.points[:, 1].astype(np.int64), m.points[:, 0].astype(np.int64)] >= cfg.saliency_th
+            m = Matches(m.points[keep], m.flows[keep], m.confidence[keep])
         n_grid = -(-fab.shape[0] // cfg.seed_step) * -(-fab.shape[1] // cfg.seed_step)
         timer.stage("consistency", t, f"{len(m)} of {n_grid} grid matches kept")
         t = time.perf_counter()
