@@ -1,12 +1,13 @@
 // CPU kernels of the correlation op (TORCH_LIBRARY_IMPL(flowmatch, CPU)).
 //
 // float32 with stride1 = 1 runs the SIMD kernels (AVX-512 or AVX2, chosen at run time; see
-// correlation_cpu_simd.inc); float16/bfloat16 are computed in float32; everything else (float64,
-// stride1 > 1, CPUs without AVX2) uses the per-element code of correlation.h, which is also what the
-// CUDA kernels run.  Work is split over (sample, row) pairs so one sample still uses every thread.
+// correlation_cpu_simd.inc), stride1 = 2 or 3 the same on the stride-1 grid then subsampled;
+// float16/bfloat16 are computed in float32; everything else (float64, larger stride1, CPUs without
+// AVX2) uses the per-element code of correlation.h, which is also what the CUDA kernels run.  Work is split over (sample, row) pairs so one sample still uses every thread.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <cstdlib>
@@ -61,12 +62,28 @@ bool use_simd(const at::Tensor& t, const CorrParams& P) {
   return t.scalar_type() == at::kFloat && P.s1 == 1 && simd_level() != Simd::kNone;
 }
 
+// float32 with a small stride1 > 1: the SIMD kernels on the stride-1 grid (s1² times the work, still
+// several times faster than the per-element path), then every s1-th row and column.
+constexpr int64_t kMaxSubsampledStride = 3;
+
+bool use_simd_subsampled(const at::Tensor& t, const CorrParams& P) {
+  return t.scalar_type() == at::kFloat && P.s1 > 1 && P.s1 <= kMaxSubsampledStride && simd_level() != Simd::kNone;
+}
+
+CorrParams with_unit_stride(const CorrParams& P) {
+  return corr_make_params(P.N, P.C, P.H, P.W, P.pad, P.k, P.md, 1, P.s2);
+}
+
 at::Tensor forward_impl(const at::Tensor& f1_in, const at::Tensor& f2_in, const CorrParams& P, bool elementwise) {
   const auto st = f1_in.scalar_type();
   if (st == at::kHalf || st == at::kBFloat16) {  // accumulate in float32
     return forward_impl(f1_in.to(at::kFloat), f2_in.to(at::kFloat), P, elementwise).to(st);
   }
   const at::Tensor f1 = f1_in.contiguous(), f2 = f2_in.contiguous();
+  if (!elementwise && use_simd_subsampled(f1, P)) {
+    const at::Tensor full = forward_impl(f1, f2, with_unit_stride(P), false);
+    return full.slice(2, 0, (P.oH - 1) * P.s1 + 1, P.s1).slice(3, 0, (P.oW - 1) * P.s1 + 1, P.s1).contiguous();
+  }
   at::Tensor out = at::empty({P.N, P.D * P.D, P.oH, P.oW}, f1.options());
   if (!elementwise && use_simd(f1, P)) {
     const float *a = f1.const_data_ptr<float>(), *b = f2.const_data_ptr<float>();
@@ -103,6 +120,13 @@ std::tuple<at::Tensor, at::Tensor> backward_impl(const at::Tensor& grad_in, cons
   }
   const at::Tensor grad = grad_in.to(st).contiguous();
   const at::Tensor f1 = f1_in.contiguous(), f2 = f2_in.contiguous();
+  if (!elementwise && use_simd_subsampled(f1, P)) {
+    // The strided output is a subsampling of the stride-1 one: scatter grad onto that grid.
+    const CorrParams P1 = with_unit_stride(P);
+    at::Tensor full = at::zeros({P1.N, P1.D * P1.D, P1.oH, P1.oW}, grad.options());
+    full.slice(2, 0, (P.oH - 1) * P.s1 + 1, P.s1).slice(3, 0, (P.oW - 1) * P.s1 + 1, P.s1).copy_(grad);
+    return backward_impl(full, f1, f2, P1, false);
+  }
   at::Tensor g1 = at::empty(f1.sizes(), f1.options()), g2 = at::empty(f2.sizes(), f2.options());
   if (!elementwise && use_simd(f1, P)) {
     const float *g = grad.const_data_ptr<float>(), *a = f1.const_data_ptr<float>(), *b = f2.const_data_ptr<float>();

@@ -198,9 +198,13 @@ def test_opcheck():
     args = (2, 1, 2, 1, 2)
     for a, b in ((f1, f2), (f1.float().requires_grad_(), f2.float().requires_grad_())):
         torch.library.opcheck(torch.ops.flowmatch.correlation.default, (a, b, *args))
-    g = torch.randn(1, 9, 6, 7, dtype=torch.float64)
-    torch.library.opcheck(torch.ops.flowmatch.correlation_backward.default, (g, f1, f2, *args),
-                          test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_static"))
+    g = torch.randn(1, 9, 6, 7, dtype=torch.float64, requires_grad=True)
+    torch.library.opcheck(torch.ops.flowmatch.correlation_backward.default,
+                          (g, f1.clone().requires_grad_(), f2.clone().requires_grad_(), *args))
+    # half precision and a channels-last input, kernel 3, stride1 2
+    torch.library.opcheck(torch.ops.flowmatch.correlation.default, (f1.half(), f2.half(), *args))
+    torch.library.opcheck(torch.ops.flowmatch.correlation.default,
+                          (f1.float().to(memory_format=torch.channels_last), f2.float(), 2, 3, 2, 2, 1))
 
 
 @needs_ext
