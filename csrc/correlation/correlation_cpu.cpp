@@ -138,10 +138,9 @@ std::tuple<at::Tensor, at::Tensor> backward_impl(const at::Tensor& grad_in, cons
       const fm_index_t n = wn % P.N;
       const float* other = which == 0 ? b : a;
       float* dst = which == 0 ? o1 : o2;
-      if (avx512)
-        backward_rows_avx512(g, other, dst, P, which, n, y0, y1);
-      else
-        backward_rows_avx2(g, other, dst, P, which, n, y0, y1);
+      const bool ok = avx512 ? backward_rows_avx512(g, other, dst, P, which, n, y0, y1)
+                             : backward_rows_avx2(g, other, dst, P, which, n, y0, y1);
+      TORCH_CHECK(ok, "correlation_backward: could not allocate a scratch tile");
     });
     return {g1, g2};
   }

@@ -1,10 +1,16 @@
 // AVX2 + FMA variant of the float32 SIMD correlation kernels (selected at run time when the CPU has
 // AVX2 and FMA but not AVX-512).  Includes no torch/ATen header (see correlation_cpu_avx512.cpp).
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+// Everything shared with other translation units (correlation.h's inline functions, the C library)
+// is included before the target pragma, so that only this file's own functions use the wider ISA.
 #include <immintrin.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "correlation.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
 
 namespace {
 struct Vec {

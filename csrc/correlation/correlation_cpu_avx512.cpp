@@ -1,11 +1,17 @@
 // AVX-512 variant of the float32 SIMD correlation kernels (selected at run time when the CPU has
 // AVX-512F).  Deliberately includes no torch/ATen header: everything in this file is compiled for
 // AVX-512, and inline functions shared with other translation units must not be.
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+// Everything shared with other translation units (correlation.h's inline functions, the C library)
+// is included before the target pragma, so that only this file's own functions use the wider ISA.
 #include <immintrin.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "correlation.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
 
 namespace {
 struct Vec {
