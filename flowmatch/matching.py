@@ -176,9 +176,9 @@ class PipelineConfig:
 PRESETS: dict[str, PipelineConfig] = {
     # every pixel, 256/512-D descriptors stored as float16, seeds every 4 px, 10 refinement passes
     "accurate": PipelineConfig(half=True, iterations=3, radius=4, seed_step=4, refine_iterations=10),
-    # descriptors every 4th pixel, PCA to 32-D, seeds every 4 px (every grid pixel), 5 refinement passes
-    "fast": PipelineConfig(descriptor_stride=4, pca_dim=32, iterations=3, radius=4, window=2, seed_step=1,
-                           coarse_factor=2, coarse_window=32, coarse_radius=16, consistency=0.5,
+    # descriptors every 2nd pixel, PCA to 32-D, seeds every 4 px, 5 refinement passes
+    "fast": PipelineConfig(descriptor_stride=2, pca_dim=32, iterations=3, radius=4, window=2, seed_step=2,
+                           coarse_factor=4, coarse_window=24, coarse_radius=16, consistency=0.5,
                            nn=64, refine_iterations=5),
 }
 
