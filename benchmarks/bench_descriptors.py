@@ -4,6 +4,7 @@
 
 Speed (1024×436, every pixel; medians of --runs runs, all in this process):
   * dense:      flowmatch.descriptors (space-to-batch, channels_last oneDNN convs, BN folded), tile 256;
+  * bf16:       the same with precision="bf16" (bfloat16 operands, fp32 accumulation in oneDNN);
   * dilated:    the same network as plain NCHW convolutions with stride-1 pools and growing
                 dilation (1, 2, 4, 8, 16), tiled the same way (the formulation the brief calls ~11 s);
   * per-patch:  the network's forward on one 62×62 patch per pixel, timed on a crop of --crop pixels
@@ -91,14 +92,16 @@ def per_patch_rate(img: np.ndarray, net: PatchBatchNet, crop: int, runs: int) ->
 
 
 def child_rss(tile: int, width: float) -> dict:
-    """Run one full-image extraction in a fresh process; return its peak RSS (MiB) and time."""
+    """Run one full-image extraction in a fresh process; return its peak RSS (VmHWM, MiB: ru_maxrss
+    would carry the parent's peak over fork/exec) before and after, and the time."""
     code = (f"import resource,time,torch,numpy as np,sys; sys.path.insert(0,{os.getcwd()!r});"
             f"torch.set_num_threads({torch.get_num_threads()});"
             "from benchmarks.bench_descriptors import test_image; from flowmatch import descriptors_dense as dd;"
             f"from flowmatch.models.patchbatch import PatchBatchNet; net=PatchBatchNet('dense',width={width}).eval();"
-            "img=test_image(); base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+            "hwm=lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])/1024;"
+            "img=test_image(); base=hwm();"
             f"t=time.perf_counter(); d=dd.descriptors(img,net,tile={tile},half=True); t=time.perf_counter()-t;"
-            "print(base/1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024, t, d.numel()*2/2**20)")
+            "print(base, hwm(), t, d.numel()*2/2**20)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     base, peak, t, outmib = map(float, out.stdout.split())
@@ -114,13 +117,20 @@ def speed(args: argparse.Namespace) -> None:
     except Exception as exc:  # no shipped weights: only the full-width row
         print(f"(no shipped weights: {exc})")
     print(f"\n== speed, {W}×{H}, every pixel, torch threads {torch.get_num_threads()}, medians of {args.runs} runs")
-    print(f"{'network':34s} {'dense s':>8s} {'dilated s':>9s} {'per-patch s':>11s} {'dil/dense':>9s} {'patch/dense':>11s}")
+    print(f"{'network':34s} {'dense s':>8s} {'bf16 s':>7s} {'dilated s':>9s} {'per-patch s':>11s} "
+          f"{'dil/dense':>9s} {'patch/dense':>11s} {'bf16 rel.err':>12s}")
     for name, net in nets.items():
         dd.descriptors(img[:64, :64], net)  # warm-up (oneDNN primitive creation)
+        dd.descriptors(img[:64, :64], net, precision="bf16")
         t_dense = median_time(lambda: dd.descriptors(img, net, tile=256), args.runs)
+        t_bf16 = median_time(lambda: dd.descriptors(img, net, tile=256, precision="bf16"), args.runs)
+        crop = img[:128, :256]
+        ref, low = dd.descriptors(crop, net), dd.descriptors(crop, net, precision="bf16").float()
+        err = float((ref - low).norm() / ref.norm())
         t_dil = median_time(lambda: dilated_baseline(img, net), max(1, args.runs - 1))
         t_patch = per_patch_rate(img, net, args.crop, max(1, args.runs - 1)) * H * W
-        print(f"{name:34s} {t_dense:8.2f} {t_dil:9.2f} {t_patch:11.1f} {t_dil / t_dense:9.2f} {t_patch / t_dense:11.1f}")
+        print(f"{name:34s} {t_dense:8.2f} {t_bf16:7.2f} {t_dil:9.2f} {t_patch:11.1f} {t_dil / t_dense:9.2f} "
+              f"{t_patch / t_dense:11.1f} {err:12.2e}")
     print(f"\n== peak RSS of a fresh process extracting {W}×{H} (512-D, fp16 output of {H * W * 512 * 2 / 2**20:.0f} MiB)")
     print(f"{'tile':>6s} {'RSS before MiB':>14s} {'peak MiB':>9s} {'peak-before-output':>18s} {'time s':>7s}")
     for tile in (64, 128, 256, 512):

@@ -86,8 +86,8 @@ def _check_stride(stride: int) -> int:
 
 
 def descriptors(image: Any, model: PatchBatchNet | None = None, *, mode: str = "dense", tile: int = 256,
-                stride: int = 1, half: bool = False, device: str | torch.device | None = None,
-                chunk: int = 1024) -> torch.Tensor:
+                stride: int = 1, half: bool = False, precision: str = "fp32",
+                device: str | torch.device | None = None, chunk: int = 1024) -> torch.Tensor:
     """Dense descriptors of every pixel (or every `stride`-th pixel) of an image.
 
     Args:
@@ -100,6 +100,9 @@ def descriptors(image: Any, model: PatchBatchNet | None = None, *, mode: str = "
             grows with tile², not with the image size.
         stride: output stride k: descriptors of pixels (k·i, k·j).
         half: store the output as float16 (computation stays float32).
+        precision: "fp32" (default; equals the per-patch forward to float tolerance) or "bf16"
+            (mode "dense" only: bfloat16 weights and activations with float32 accumulation inside
+            oneDNN; ~2× faster on CPUs with AVX512-BF16, descriptors differ by ~1 % relative).
         device: where to compute (default: the model's device).
         chunk: patches per forward in mode "patch".
     Returns:
@@ -128,8 +131,13 @@ def descriptors(image: Any, model: PatchBatchNet | None = None, *, mode: str = "
                              "or load_descriptor_model('dense')")
         if not isinstance(tile, (int, np.integer)) or tile < 16:
             raise InputError(f"tile must be an integer >= 16, got {tile!r}")
-        return _dense(gray, model, int(tile), stride, out_dtype, dev)
+        if precision not in ("fp32", "bf16"):
+            raise InputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        compute = torch.bfloat16 if precision == "bf16" else torch.float32
+        return _dense(gray, model, int(tile), stride, out_dtype, dev, compute)
     if mode == "patch":
+        if precision != "fp32":
+            raise InputError("precision='bf16' is only available with mode='dense'")
         if not isinstance(chunk, (int, np.integer)) or chunk < 1:
             raise InputError(f"chunk must be a positive integer, got {chunk!r}")
         return _per_patch(gray, model, stride, out_dtype, dev, int(chunk))
@@ -205,7 +213,7 @@ def _dense_tile(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]
 
 @torch.no_grad()
 def _dense(gray: torch.Tensor, model: PatchBatchNet, tile: int, stride: int, out_dtype: torch.dtype,
-           dev: torch.device) -> torch.Tensor:
+           dev: torch.device, compute: torch.dtype = torch.float32) -> torch.Tensor:
     h, w = gray.shape
     period = 2 ** _SPLITS
     skip = 0
@@ -217,8 +225,9 @@ def _dense(gray: torch.Tensor, model: PatchBatchNet, tile: int, stride: int, out
     th, tw = min(tile, hp), min(tile, wp)
     before, after = patch_offsets(model.patch_size)
     ctx = model.patch_size - 1
-    padded = _pad(gray, before, after, hp - h, wp - w).to(dev)
-    layers = [(wt.to(dev).contiguous(memory_format=CL), bs.to(dev)) for wt, bs in fused_layers(model)]
+    padded = _pad(gray, before, after, hp - h, wp - w).to(dev, compute)
+    layers = [(wt.to(dev, compute).contiguous(memory_format=CL), bs.to(dev, compute))
+              for wt, bs in fused_layers(model)]
     step = 2 ** skip
     full = torch.empty(hp // step, wp // step, model.dim, dtype=out_dtype, device=dev)
     for r0 in range(0, hp, th):

@@ -124,3 +124,16 @@ def test_shipped_weights_load():
     assert net.variant == "dense"
     out = dd.descriptors(np.random.default_rng(5).integers(0, 256, (40, 48, 3)).astype(np.uint8), net)
     assert out.shape == (40, 48, net.dim) and torch.isfinite(out).all()
+
+
+def test_bf16_precision_is_close_to_fp32():
+    net = random_net(width=0.125)
+    img = np.random.default_rng(6).integers(0, 256, (40, 40)).astype(np.uint8)
+    ref = dd.descriptors(img, net)
+    low = dd.descriptors(img, net, precision="bf16")
+    assert low.dtype == torch.float32 and low.shape == ref.shape
+    assert float((low - ref).norm() / ref.norm()) < 0.03
+    with pytest.raises(InputError, match="precision"):
+        dd.descriptors(img, net, precision="fp8")
+    with pytest.raises(InputError, match="bf16"):
+        dd.descriptors(img, net, mode="patch", precision="bf16")
