@@ -168,6 +168,7 @@ class PipelineConfig:
     pref_th: float = 5.0                 # interpolation prefilter threshold (px)
     edge_scale: float = 1.0              # weight of image edges in the geodesic cost
     refine: bool = True                  # variational refinement afterwards
+    refine_dis: bool = False             # before it, let OpenCV DIS (medium) refine from the interpolated flow
     refine_iterations: int = 5           # fixed-point iterations of the refinement
     refine_alpha: float = 20.0           # smoothness weight of the refinement
     threads: int | None = None           # torch threads for the CPU ops (None = leave as is)
@@ -342,17 +343,23 @@ def _gray_u8(img: np.ndarray) -> np.ndarray:
 
 
 def refine(flow: np.ndarray, img1: np.ndarray, img2: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
-    """Variational refinement of an H×W×2 flow (OpenCV VariationalRefinement on grayscale frames)."""
+    """Variational refinement of an H×W×2 flow (OpenCV VariationalRefinement on grayscale frames),
+    optionally preceded by OpenCV DIS (medium preset) started from the flow (cfg.refine_dis)."""
     import cv2
 
+    g1, g2 = _gray_u8(img1), _gray_u8(img2)
+    out = np.ascontiguousarray(flow, dtype=np.float32).copy()
+    if cfg.refine_dis and min(g1.shape) >= 16:
+        # DIS uses a flow passed in as its initial guess (downscaled to its coarsest level).
+        out = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(g1, g2, out)
+        out = np.nan_to_num(np.asarray(out, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     vr = cv2.VariationalRefinement_create()
     vr.setFixedPointIterations(int(cfg.refine_iterations))
     vr.setSorIterations(5)
     vr.setAlpha(float(cfg.refine_alpha))
     vr.setDelta(5.0)
     vr.setGamma(10.0)
-    out = np.ascontiguousarray(flow, dtype=np.float32).copy()
-    out = vr.calc(_gray_u8(img1), _gray_u8(img2), out)
+    out = vr.calc(g1, g2, out)
     return np.nan_to_num(np.asarray(out, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
