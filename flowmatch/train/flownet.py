@@ -124,6 +124,7 @@ class TrainConfig:
     ckpt_every: int = 500
     keep: int = 3
     resume: bool | str = False
+    init: str | None = None                   # start from these weights (fine-tuning); model config must match
     threads: int | None = None
     device: str = "auto"
     tensorboard: str | None = None
@@ -332,6 +333,15 @@ def _train(cfg: TrainConfig, info: common.DistInfo) -> TrainResult:
     run_settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
     run_settings["world_size"] = info.world_size
     path = _resume_path(cfg)
+    if cfg.init and path is None:
+        # fine-tuning: weights only; optimizer, step and schedule start fresh
+        from ..checkpoint import load_checkpoint, load_state_into
+
+        ckpt = load_checkpoint(cfg.init, cfg.model)
+        if ckpt.config != model.config:
+            raise CheckpointError(f"--init {cfg.init!r} holds a {cfg.model} with config {ckpt.config}, but this run "
+                                  f"builds {model.config}; pass the same --width/--batch-norm")
+        load_state_into(model, ckpt.model, source=f"--init {cfg.init!r}")
     if path is not None:
         step, user = common.load_training_state(path, cfg.model, model, optimizer, config=model.config)
         old = user.get("settings", {})
@@ -428,6 +438,7 @@ def _add_arguments(p: argparse.ArgumentParser, model: str) -> None:
     p.add_argument("--keep", type=int, default=d.keep, help="checkpoints to keep (0 = all)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="resume from CKPT, or from the newest checkpoint in --out")
+    p.add_argument("--init", metavar="WEIGHTS", help="start from these weights (fine-tuning)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
     p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard scalars (needs tensorboard)")
