@@ -204,3 +204,18 @@ def test_trains_on_a_flying_chairs_folder_with_augmentation(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetLayoutError, match="empty"):
         train(tiny(tmp_path, "bad", data="chairs", root=str(tmp_path / "empty")))
+
+
+def test_init_from_weights_for_fine_tuning(tmp_path):
+    src = tiny(tmp_path, "src", steps=2)
+    train(src)
+    weights = os.path.join(src.out, "final.safetensors")
+    ft = tiny(tmp_path, "ft", steps=1, lr=1e-12, init=weights, seed=9)
+    train(ft)
+    a, b = _final_state(src), _final_state(ft)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-9)
+    with pytest.raises(CheckpointError, match="width"):
+        train(tiny(tmp_path, "ft2", steps=1, width=0.25, init=weights))
+    with pytest.raises(CheckpointError, match="flownets"):
+        train(tiny(tmp_path, "ft3", steps=1, model="flownetc", init=weights))
