@@ -43,7 +43,8 @@ def _extensions():
     from torch.utils import cpp_extension
 
     sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
-    cxx = ["-O3", "-fopenmp", "-std=c++17", "-DAT_PARALLEL_OPENMP=1"]
+    # C++20: torch 2.14 headers use `requires` clauses (torch 2.13 builds with it too).
+    cxx = ["-O3", "-fopenmp", "-std=c++20", "-DAT_PARALLEL_OPENMP=1"]
     kwargs = dict(
         name="flowmatch._C",
         sources=sources,
@@ -55,7 +56,7 @@ def _extensions():
     if want_cuda:
         kwargs["sources"] += sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
         kwargs["extra_compile_args"]["cxx"].append("-DFLOWMATCH_WITH_CUDA")
-        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-std=c++17", "-DFLOWMATCH_WITH_CUDA", "--expt-relaxed-constexpr"]
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-std=c++20", "-DFLOWMATCH_WITH_CUDA", "--expt-relaxed-constexpr"]
         ext = cpp_extension.CUDAExtension(**kwargs)
     else:
         ext = cpp_extension.CppExtension(**kwargs)
