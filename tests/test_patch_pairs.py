@@ -132,3 +132,41 @@ def test_bad_inputs():
         PatchPairSampler([(img1, img2, flow)], neg_min=5, neg_max=2)
     with pytest.raises(InputError, match="weights"):
         PatchPairSampler([(img1, img2, flow)], patch_size=11, weights=[-1])
+
+
+def test_works_on_sintel_and_kitti_readers(tmp_path):
+    """Tiny Sintel and KITTI 2012 layouts written from generated pairs, read by flowmatch.data.datasets."""
+    from flowmatch import io
+    from flowmatch.data.synthetic import generate_pair
+    from flowmatch.train.patchbatch import build_frames
+
+    pairs = [generate_pair(64, 80, seed=s) for s in range(2)]
+    sintel = tmp_path / "sintel" / "training"
+    for sub in ("clean/s1", "flow/s1", "occlusions/s1"):
+        (sintel / sub).mkdir(parents=True)
+    io.write_image(sintel / "clean/s1/frame_0001.png", pairs[0].img1)
+    io.write_image(sintel / "clean/s1/frame_0002.png", pairs[0].img2)
+    io.write_flow(sintel / "flow/s1/frame_0001.flo", pairs[0].flow)
+    io.write_mask(sintel / "occlusions/s1/frame_0001.png", pairs[0].occlusion)
+    kitti = tmp_path / "kitti" / "training"
+    for sub in ("colored_0", "flow_occ", "flow_noc"):
+        (kitti / sub).mkdir(parents=True)
+    io.write_image(kitti / "colored_0/000000_10.png", pairs[1].img1)
+    io.write_image(kitti / "colored_0/000000_11.png", pairs[1].img2)
+    sparse = np.zeros((64, 80), bool)
+    sparse[::3, ::2] = True
+    for sub in ("flow_occ", "flow_noc"):
+        io.write_flow(kitti / sub / "000000_10.png", pairs[1].flow, sparse)
+    frames, weights = build_frames([f"sintel:{tmp_path / 'sintel'}", f"kitti2012:{tmp_path / 'kitti'}"], (), 4, 0,
+                                   64, 0.3)
+    assert len(frames) == 2 and weights == [1.0, 1.0]
+    s = PatchPairSampler(frames, patch_size=21, augment=False, seed=0)
+    t = s.sample(200)
+    for i in range(200):
+        x, y = t.xy1[i].astype(int)
+        p = pairs[0] if frames[t.frame[i]].name.startswith("s1") else pairs[1]
+        np.testing.assert_allclose(t.xy2[i], t.xy1[i] + p.flow[y, x], atol=1 / 64 + 1e-5)  # KITTI PNG: 1/64 px
+        if p is pairs[0]:
+            assert not p.occlusion[y, x]
+        else:
+            assert sparse[y, x]
