@@ -23,7 +23,9 @@ BUILTIN_MODULES = (
 
 # The project's methods from best to worst (measured; see README).  `best_method()` takes the first
 # one that can run here; `make demo` and `flowmatch.flow` use it by default.
-PREFERENCE = ("patchbatch-accurate", "patchbatch-fast", "flownetc", "flownets", "dis-medium")
+# The shipped FlowNets are small and trained on procedural data only: on real frames they are worse
+# than DIS (benchmarks/bench_flownet.py), so they come after it.
+PREFERENCE = ("patchbatch-accurate", "patchbatch-fast", "dis-medium", "flownets", "flownetc")
 
 
 @dataclass(frozen=True)
