@@ -3,7 +3,7 @@
 #   make test    the default test suite (slow tests excluded; `make test-all` runs them too)
 #   make bench   the benchmark scripts
 #   make cuda-check  compile every csrc/**/*.cu with nvcc (no GPU needed)
-# Switch to a CUDA build of torch with FLOWMATCH_TORCH=cuda (see README).
+# Switch to a CUDA build of torch with FLOWMATCH_TORCH=cuda (see scripts/setup_env.sh).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
