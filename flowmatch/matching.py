@@ -9,7 +9,8 @@ Stages (each a public function, timed when verbose):
   3. consistency   keep matches whose round trip A->B->A lands within `threshold` px (`consistency_check`),
                    optionally drop the costliest ones, giving sparse matches with confidences (`sparse_matches`);
   4. interpolate   edge-aware sparse-to-dense interpolation (flowmatch.ops.interpolation);
-  5. refine        optional variational refinement (OpenCV's VariationalRefinement).
+  5. refine        local corrections by OpenCV DIS started from the interpolated flow (gated to
+                   small changes), then variational refinement (OpenCV's VariationalRefinement).
 
 Presets: FAST and ACCURATE (PRESETS); any field can be overridden by keyword.
 """
@@ -168,7 +169,8 @@ class PipelineConfig:
     pref_th: float = 5.0                 # interpolation prefilter threshold (px)
     edge_scale: float = 1.0              # weight of image edges in the geodesic cost
     refine: bool = True                  # variational refinement afterwards
-    refine_dis: bool = False             # before it, let OpenCV DIS (medium) refine from the interpolated flow
+    refine_dis: bool = True              # before it, let OpenCV DIS (medium) refine from the interpolated flow...
+    dis_max_change: float = 4.0          # ...keeping its result only where it moves the flow by less than this (px)
     refine_iterations: int = 5           # fixed-point iterations of the refinement
     refine_alpha: float = 20.0           # smoothness weight of the refinement
     threads: int | None = None           # torch threads for the CPU ops (None = leave as is)
@@ -344,15 +346,20 @@ def _gray_u8(img: np.ndarray) -> np.ndarray:
 
 def refine(flow: np.ndarray, img1: np.ndarray, img2: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
     """Variational refinement of an H×W×2 flow (OpenCV VariationalRefinement on grayscale frames),
-    optionally preceded by OpenCV DIS (medium preset) started from the flow (cfg.refine_dis)."""
+    optionally preceded by OpenCV DIS (medium preset) started from the flow (cfg.refine_dis), whose
+    result is kept only where it changes the flow by less than cfg.dis_max_change pixels."""
     import cv2
 
     g1, g2 = _gray_u8(img1), _gray_u8(img2)
     out = np.ascontiguousarray(flow, dtype=np.float32).copy()
     if cfg.refine_dis and min(g1.shape) >= 16:
-        # DIS uses a flow passed in as its initial guess (downscaled to its coarsest level).
-        out = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(g1, g2, out)
-        out = np.nan_to_num(np.asarray(out, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        # DIS uses a flow passed in as its initial guess (downscaled to its coarsest level).  It
+        # sharpens small motions but can drift far from good large-motion matches, so only its
+        # local corrections (under dis_max_change px) are kept.
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(g1, g2, out.copy())
+        dis = np.nan_to_num(np.asarray(dis, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        near = np.linalg.norm(dis - out, axis=2) < cfg.dis_max_change
+        out = np.where(near[..., None], dis, out).astype(np.float32)
     vr = cv2.VariationalRefinement_create()
     vr.setFixedPointIterations(int(cfg.refine_iterations))
     vr.setSorIterations(5)
