@@ -59,7 +59,7 @@ void parallel_rows(fm_index_t N, fm_index_t rows, const F& fn) {
 }
 
 bool use_simd(const at::Tensor& t, const CorrParams& P) {
-  return t.scalar_type() == at::kFloat && P.s1 == 1 && simd_level() != Simd::kNone;
+  return t.scalar_type() == at::kFloat && P.s1 == 1 && P.k <= 63 && simd_level() != Simd::kNone;
 }
 
 // float32 with a small stride1 > 1: the SIMD kernels on the stride-1 grid (s1² times the work, still
@@ -67,7 +67,8 @@ bool use_simd(const at::Tensor& t, const CorrParams& P) {
 constexpr int64_t kMaxSubsampledStride = 3;
 
 bool use_simd_subsampled(const at::Tensor& t, const CorrParams& P) {
-  return t.scalar_type() == at::kFloat && P.s1 > 1 && P.s1 <= kMaxSubsampledStride && simd_level() != Simd::kNone;
+  return t.scalar_type() == at::kFloat && P.s1 > 1 && P.s1 <= kMaxSubsampledStride && P.k <= 63 &&
+         simd_level() != Simd::kNone;
 }
 
 CorrParams with_unit_stride(const CorrParams& P) {
@@ -90,10 +91,8 @@ at::Tensor forward_impl(const at::Tensor& f1_in, const at::Tensor& f2_in, const 
     float* o = out.mutable_data_ptr<float>();
     const bool avx512 = simd_level() == Simd::kAvx512;
     parallel_rows(P.N, P.oH, [&](fm_index_t n, fm_index_t i0, fm_index_t i1) {
-      if (avx512)
-        forward_rows_avx512(a, b, o, P, n, i0, i1);
-      else
-        forward_rows_avx2(a, b, o, P, n, i0, i1);
+      const bool ok = avx512 ? forward_rows_avx512(a, b, o, P, n, i0, i1) : forward_rows_avx2(a, b, o, P, n, i0, i1);
+      TORCH_CHECK(ok, "correlation: could not allocate a scratch tile");
     });
     return out;
   }

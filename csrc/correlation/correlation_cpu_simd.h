@@ -3,11 +3,11 @@
 #include "correlation.h"
 
 namespace fm_corr {
-void forward_rows_avx512(const float* f1, const float* f2, float* out, const CorrParams& P, fm_index_t n,
+bool forward_rows_avx512(const float* f1, const float* f2, float* out, const CorrParams& P, fm_index_t n,
                          fm_index_t i0, fm_index_t i1);
 bool backward_rows_avx512(const float* grad, const float* other, float* grad_in, const CorrParams& P, int which,
                           fm_index_t n, fm_index_t y0, fm_index_t y1);
-void forward_rows_avx2(const float* f1, const float* f2, float* out, const CorrParams& P, fm_index_t n,
+bool forward_rows_avx2(const float* f1, const float* f2, float* out, const CorrParams& P, fm_index_t n,
                        fm_index_t i0, fm_index_t i1);
 bool backward_rows_avx2(const float* grad, const float* other, float* grad_in, const CorrParams& P, int which,
                         fm_index_t n, fm_index_t y0, fm_index_t y1);
