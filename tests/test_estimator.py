@@ -143,8 +143,8 @@ def test_bad_settings():
         FlowEstimator(torch.nn.Conv2d(3, 3, 1))
 
 
-# Each shipped model at the frame size and motion range it was trained on (FlowNetS 256×192, up to
-# 40 px; FlowNetC 192×128, up to 30 px): the small FlowNetC does not generalise to larger frames.
+# Each shipped model at the frame size and motion range it was mostly trained on (FlowNetS 256×192,
+# up to 40 px; FlowNetC 192×128, up to 30 px, then briefly 384×384).
 SHIPPED_EVAL = {"flownets": (192, 256, 40.0), "flownetc": (128, 192, 30.0)}
 
 
