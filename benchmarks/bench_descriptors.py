@@ -51,12 +51,19 @@ def test_image() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (H, W, 3)).astype(np.uint8)
 
 
+CPU_TIMES: list[float] = []  # process CPU seconds (all threads) of the last median_time's runs
+
+
 def median_time(fn, runs: int) -> float:
+    """Median wall-clock seconds of `runs` calls; their process CPU seconds go to CPU_TIMES."""
     ts = []
+    CPU_TIMES.clear()
     for _ in range(runs):
+        c = time.process_time()
         t = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t)
+        CPU_TIMES.append(time.process_time() - c)
     return statistics.median(ts)
 
 
@@ -117,20 +124,27 @@ def speed(args: argparse.Namespace) -> None:
     except Exception as exc:  # no shipped weights: only the full-width row
         print(f"(no shipped weights: {exc})")
     print(f"\n== speed, {W}×{H}, every pixel, torch threads {torch.get_num_threads()}, medians of {args.runs} runs")
-    print(f"{'network':34s} {'dense s':>8s} {'bf16 s':>7s} {'dilated s':>9s} {'per-patch s':>11s} "
-          f"{'dil/dense':>9s} {'patch/dense':>11s} {'bf16 rel.err':>12s}")
+    print("(cpu s = process CPU seconds of the dense call over both threads: on an idle 2-core machine the wall")
+    print(" time would be about cpu/2; wall times here are stretched by the other jobs)")
+    print(f"{'network':34s} {'dense s':>8s} {'cpu s':>6s} {'bf16 s':>7s} {'cpu s':>6s} {'dilated s':>9s} {'cpu s':>6s} "
+          f"{'per-patch s':>11s} {'dil/dense':>9s} {'patch/dense':>11s} {'bf16 rel.err':>12s}")
     for name, net in nets.items():
         dd.descriptors(img[:64, :64], net)  # warm-up (oneDNN primitive creation)
         dd.descriptors(img[:64, :64], net, precision="bf16")
         t_dense = median_time(lambda: dd.descriptors(img, net, tile=256), args.runs)
+        c_dense = statistics.median(CPU_TIMES)
         t_bf16 = median_time(lambda: dd.descriptors(img, net, tile=256, precision="bf16"), args.runs)
+        c_bf16 = statistics.median(CPU_TIMES)
         crop = img[:128, :256]
         ref, low = dd.descriptors(crop, net), dd.descriptors(crop, net, precision="bf16").float()
         err = float((ref - low).norm() / ref.norm())
         t_dil = median_time(lambda: dilated_baseline(img, net), max(1, args.runs - 1))
+        c_dil = statistics.median(CPU_TIMES)
         t_patch = per_patch_rate(img, net, args.crop, max(1, args.runs - 1)) * H * W
-        print(f"{name:34s} {t_dense:8.2f} {t_bf16:7.2f} {t_dil:9.2f} {t_patch:11.1f} {t_dil / t_dense:9.2f} "
-              f"{t_patch / t_dense:11.1f} {err:12.2e}")
+        print(f"{name:34s} {t_dense:8.2f} {c_dense:6.1f} {t_bf16:7.2f} {c_bf16:6.1f} {t_dil:9.2f} {c_dil:6.1f} "
+              f"{t_patch:11.1f} {t_dil / t_dense:9.2f} {t_patch / t_dense:11.1f} {err:12.2e}")
+    if args.skip_rss:
+        return
     print(f"\n== peak RSS of a fresh process extracting {W}×{H} (512-D, fp16 output of {H * W * 512 * 2 / 2**20:.0f} MiB)")
     print(f"{'tile':>6s} {'RSS before MiB':>14s} {'peak MiB':>9s} {'peak-before-output':>18s} {'time s':>7s}")
     for tile in (64, 128, 256, 512):
@@ -211,6 +225,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=2048, help="held-out triplets per set")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS child processes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"(machine shared with other jobs: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
