@@ -37,7 +37,7 @@ def main() -> int:
         print("check_cuda: no .cu files under csrc/")
         return 0
     arch = os.environ.get("FLOWMATCH_CHECK_ARCH", "80")
-    flags = ["-std=c++17", "-O1", "-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE", "-DFLOWMATCH_WITH_CUDA",
+    flags = ["-std=c++20", "-O1", "-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE", "-DFLOWMATCH_WITH_CUDA",
              "--expt-relaxed-constexpr", f"-gencode=arch=compute_{arch},code=sm_{arch}",
              "-I" + os.path.join(ROOT, "csrc")]
     flags += ["-I" + p for p in include_paths()]
