@@ -21,11 +21,14 @@ BUILTIN_MODULES = (
     "flowmatch.methods.patchbatch",
 )
 
-# The project's methods from best to worst (measured; see README).  `best_method()` takes the first
+# The methods from best to worst (measured; see README).  `best_method()` takes the first
 # one that can run here; `make demo` and `flowmatch.flow` use it by default.
+# Order = mean EPE over the 11 real sample pairs + 3 held-out synthetic ones
+# (benchmarks/bench_accuracy.py -> benchmarks/results/accuracy.md, 2026-11-23 15:20).
 # The shipped FlowNets are small and trained on procedural data only: on real frames they are worse
-# than DIS (benchmarks/bench_flownet.py), so they come after it.
-PREFERENCE = ("patchbatch-accurate", "patchbatch-fast", "dis-medium", "flownets", "flownetc")
+# than every classical baseline, so they come last.
+PREFERENCE = ("patchbatch-accurate", "patchbatch-fast", "dis-medium", "dis-fast", "dis-ultrafast", "deepflow",
+              "pcaflow", "farneback", "dualtvl1", "flownetc", "flownets")
 
 
 @dataclass(frozen=True)
