@@ -67,13 +67,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .. import io
-    from ..methods.registry import best_method, flow
+    from ..methods.registry import best_method, flow, get_method
 
     check_input_file(args.img1, "IMG1")
     check_input_file(args.img2, "IMG2")
     check_flow_path(args.out)
     options = parse_options(args.option)
     method = args.method or best_method()
+    if args.verbose and "verbose" in get_method(method).defaults:
+        options.setdefault("verbose", True)  # methods with stages report their timings too
     img1, img2 = io.read_image(args.img1), io.read_image(args.img2)
     t0 = time.perf_counter()
     result = flow(img1, img2, method=method, device=args.device, **options)
