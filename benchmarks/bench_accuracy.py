@@ -26,6 +26,7 @@ import numpy as np
 from flowmatch import io, metrics
 from flowmatch._atomic import atomic_open
 from flowmatch._paths import REPO_DIR, real_data_dir
+from flowmatch.data.datasets import SampleCases
 from flowmatch.errors import FlowmatchError
 from flowmatch.methods.registry import flow, get_method, methods
 
@@ -35,29 +36,13 @@ SYNTHETIC_SEED = 9_000_001
 def real_cases(root: str) -> list[dict]:
     """[{name, group, img1, img2, flow, valid}] for every case folder under `root`."""
     cases = []
-    for group in sorted(os.listdir(root)):
-        gdir = os.path.join(root, group)
-        if not os.path.isdir(gdir):
-            continue
-        for case in sorted(os.listdir(gdir)):
-            d = os.path.join(gdir, case)
-            files = os.listdir(d)
-            im = {os.path.splitext(f)[0]: os.path.join(d, f) for f in files if f.startswith("img")}
-            if "img1" not in im or "img2" not in im:
-                continue
-            if "flow.flo" in files:
-                gt, valid = io.read_flow(os.path.join(d, "flow.flo"))
-            elif "flow_gt.png" in files:
-                gt, valid = io.read_kitti_flow(os.path.join(d, "flow_gt.png"))
-            else:
-                continue
-            if "invalid.png" in files:
-                valid = valid & ~io.read_mask(os.path.join(d, "invalid.png"))
-            label = group
-            if group == "sintel":
-                label = "sintel-" + ("final" if "_final_" in case else "clean")
-            cases.append({"name": f"{group}/{case}", "group": label, "img1": io.read_image(im["img1"]),
-                          "img2": io.read_image(im["img2"]), "flow": gt, "valid": valid})
+    for s in SampleCases(root):
+        group, case = s.meta["group"], s.meta["case"]
+        label = group
+        if group == "sintel":
+            label = "sintel-" + ("final" if "_final_" in case else "clean")
+        cases.append({"name": s.name, "group": label, "img1": s.img1, "img2": s.img2, "flow": s.flow,
+                      "valid": s.valid})
     return cases
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import flowmatch
 from flowmatch import io, metrics
 from flowmatch._paths import real_data_dir
+from flowmatch.data.datasets import SampleCases
 
 ACC_METHODS = ("zero", "dis-medium", "flownets", "flownetc")
 
@@ -41,23 +42,7 @@ def real_cases() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarr
     root = real_data_dir()
     if root is None:
         return []
-    cases = []
-    for group in sorted(os.listdir(root)):
-        gdir = os.path.join(root, group)
-        if not os.path.isdir(gdir):
-            continue
-        for case in sorted(os.listdir(gdir)):
-            cdir = os.path.join(gdir, case)
-            files = os.listdir(cdir)
-            i1 = next(f for f in files if f.startswith("img1"))
-            i2 = next(f for f in files if f.startswith("img2"))
-            gt = next(f for f in files if f.startswith("flow"))
-            flow, valid = io.read_flow(os.path.join(cdir, gt))
-            if "invalid.png" in files:
-                valid &= ~io.read_mask(os.path.join(cdir, "invalid.png"))
-            cases.append((f"{group}/{case}", io.read_image(os.path.join(cdir, i1)),
-                          io.read_image(os.path.join(cdir, i2)), flow, valid))
-    return cases
+    return [(s.name, s.img1, s.img2, s.flow, s.valid) for s in SampleCases(root)]
 
 
 def accuracy_table(title: str, cases, methods) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from flowmatch import io
-from flowmatch.data.datasets import (FlowSample, FlyingChairs, Kitti, Middlebury, Sintel, SyntheticFlow,
-                                     collate)
+from flowmatch.data.datasets import (FlowSample, FlyingChairs, Kitti, Middlebury, SampleCases, Sintel,
+                                     SyntheticFlow, collate)
 from flowmatch.data.synthetic import generate_pair
 from flowmatch.errors import DatasetLayoutError, InputError
 
@@ -287,3 +287,77 @@ def test_works_with_a_torch_dataloader(tmp_path):
     np.testing.assert_array_equal(batches[1]["flow"][1].permute(1, 2, 0).numpy(), ds[3].flow)
     chairs = FlyingChairs(make_chairs(tmp_path, n=2, split=[1, 1]))
     assert pickle.loads(pickle.dumps(chairs))[1].name == "00002"
+
+
+# ----------------------------------------------------------------------------------------------
+# sample cases (<root>/<group>/<case>/ as in ../shared/data/real)
+
+def _write_case(d, flow_name: str, h: int, w: int, seed: int, masks: bool) -> None:
+    rng = np.random.default_rng(seed)
+    os.makedirs(d)
+    io.write_image(os.path.join(d, "img1.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    io.write_image(os.path.join(d, "img2.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    flow = np.round(rng.normal(0, 5, (h, w, 2)) * 64).astype(np.float32) / 64  # exact in KITTI PNG too
+    valid = rng.random((h, w)) < 0.7 if flow_name.endswith(".png") else None
+    io.write_flow(os.path.join(d, flow_name), flow, valid)
+    if masks:
+        for name in ("invalid.png", "occlusions.png"):
+            io.write_image(os.path.join(d, name), (rng.random((h, w)) < 0.2).astype(np.uint8) * 255)
+
+
+def test_sample_cases_on_tiny_layout(tmp_path):
+    root = tmp_path / "real"
+    _write_case(root / "sintel" / "a_clean_0001", "flow.flo", 6, 8, 1, masks=True)
+    _write_case(root / "kitti2012" / "000001_10", "flow_gt.png", 5, 7, 2, masks=False)
+    os.makedirs(root / "sintel" / "not_a_case")  # no img1.*: not listed
+    (root / "README.md").write_text("x")  # a file beside the groups is ignored
+    cases = SampleCases(str(root))
+    assert cases.names == ["kitti2012/000001_10", "sintel/a_clean_0001"] and len(cases) == 2
+    for name, s in zip(cases.names, cases):
+        d = root / name
+        flow, valid = io.read_flow(str(next(d.glob("flow*"))))
+        np.testing.assert_array_equal(s.flow, flow)
+        np.testing.assert_array_equal(s.img1, io.read_image(str(d / "img1.png")))
+        np.testing.assert_array_equal(s.img2, io.read_image(str(d / "img2.png")))
+        if (d / "invalid.png").exists():
+            inv = io.read_mask(str(d / "invalid.png"))
+            assert inv.any() and (valid & inv).any()  # the mask really removes pixels
+            np.testing.assert_array_equal(s.valid, valid & ~inv)
+            np.testing.assert_array_equal(s.occlusion, io.read_mask(str(d / "occlusions.png")))
+        else:
+            assert not valid.all()
+            np.testing.assert_array_equal(s.valid, valid)
+            assert s.occlusion is None
+        assert s.name == name and s.meta["dir"] == str(d)
+    with pytest.raises(IndexError):
+        cases[2]
+    with pytest.raises(DatasetLayoutError, match="not_here"):
+        SampleCases(str(tmp_path / "not_here"))
+    os.remove(root / "sintel" / "a_clean_0001" / "flow.flo")
+    with pytest.raises(DatasetLayoutError, match="a_clean_0001"):
+        SampleCases(str(root))[1]
+
+
+def test_sample_cases_real(real_data):
+    cases = SampleCases(real_data)
+    groups = sorted(g for g in os.listdir(real_data) if os.path.isdir(os.path.join(real_data, g)))
+    expected = [f"{g}/{c}" for g in groups for c in sorted(os.listdir(os.path.join(real_data, g)))]
+    assert cases.names == expected
+    for name, s in zip(cases.names, cases):
+        d = os.path.join(real_data, name)
+        files = os.listdir(d)
+        img1 = next(f for f in files if f.startswith("img1."))
+        np.testing.assert_array_equal(s.img1, io.read_image(os.path.join(d, img1)))
+        if "flow_gt.png" in files:
+            flow, valid = io.read_kitti_flow(os.path.join(d, "flow_gt.png"))
+        else:
+            flow, valid = io.read_flo(os.path.join(d, "flow.flo"))
+        np.testing.assert_array_equal(s.flow, flow)
+        if "invalid.png" in files:
+            valid = valid & ~io.read_mask(os.path.join(d, "invalid.png"))
+        np.testing.assert_array_equal(s.valid, valid)
+        occ = io.read_mask(os.path.join(d, "occlusions.png")) if "occlusions.png" in files else None
+        assert (s.occlusion is None) == (occ is None)
+        if occ is not None:
+            np.testing.assert_array_equal(s.occlusion, occ)
+        assert s.img1.shape[:2] == s.img2.shape[:2] == s.flow.shape[:2] == s.valid.shape

@@ -2,7 +2,6 @@
 warping img2 by it reproduces img1 far better than zero flow."""
 from __future__ import annotations
 
-import glob
 import os
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import flowmatch.io as fio
 import flowmatch.metrics as M
 from flowmatch._paths import real_data_dir
+from flowmatch.data.datasets import SampleCases
 from flowmatch.warp import backward_warp
 
 
@@ -18,7 +18,7 @@ def _cases() -> list[str]:
     root = real_data_dir()
     if root is None:
         return ["<absent>"]  # the real_data fixture skips it
-    return sorted(os.path.relpath(d, root) for d in glob.glob(os.path.join(root, "*", "*")) if os.path.isdir(d))
+    return SampleCases(root).names
 
 
 def _load(root: str, case: str):

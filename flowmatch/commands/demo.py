@@ -84,6 +84,7 @@ def load_pair_folder(folder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 def run(args: argparse.Namespace) -> int:
     from .. import io
     from .._paths import real_data_dir
+    from ..data.datasets import read_sample_case
     from ..data.synthetic import generate_pair
     from ..methods.registry import best_method
 
@@ -106,10 +107,8 @@ def run(args: argparse.Namespace) -> int:
     case = os.path.join(real, REAL_CASE) if real else None
     if case and os.path.isdir(case):
         ch, cw = parse_size(args.real_crop)
-        img1, img2 = io.read_image(os.path.join(case, "img1.png")), io.read_image(os.path.join(case, "img2.png"))
-        gt, valid = io.read_flow(os.path.join(case, "flow.flo"))
-        valid = valid & ~io.read_mask(os.path.join(case, "invalid.png"))
-        occ = io.read_mask(os.path.join(case, "occlusions.png"))
+        s = read_sample_case(case)
+        img1, img2, gt, valid, occ = s.img1, s.img2, s.flow, s.valid, s.occlusion
         img1, img2, gt, valid, occ = _center_crop([img1, img2, gt, valid, occ], ch, cw)
         run_case(f"real Sintel pair {REAL_CASE} (centre crop)", img1, img2, gt, valid, occ,
                  args.out, "real_", method, args.device, options)

@@ -21,7 +21,6 @@ the newest one.  --export writes the final weights (fp16) for flowmatch.descript
 from __future__ import annotations
 
 import argparse
-import glob
 import math
 import os
 import time
@@ -97,39 +96,25 @@ def evaluate(net: PatchBatchNet, sets: dict[str, Any]) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------
 # data
 
-def _find(folder: str, stem: str) -> str | None:
-    hits = sorted(glob.glob(os.path.join(folder, stem + ".*")))
-    return hits[0] if hits else None
-
-
 def load_case(folder: str) -> dict[str, Any]:
-    """One pair in the sample-case layout: img1.*, img2.*, flow.flo or flow_gt.png (KITTI),
-    optional occlusions.png and invalid.png (1 = occluded / invalid).  Returns a dict with img1,
-    img2, flow (H×W×2 float32 px), valid, occlusion (or None) and name."""
-    from ..io import read_flow, read_image, read_mask
+    """One pair in the sample-case layout (flowmatch.data.datasets.read_sample_case).  Returns a dict
+    with img1, img2, flow (H×W×2 float32 px), valid, occlusion (or None) and name (the folder name)."""
+    from ..data.datasets import read_sample_case
 
-    img1, img2 = _find(folder, "img1"), _find(folder, "img2")
-    flo = _find(folder, "flow") or _find(folder, "flow_gt")
-    if img1 is None or img2 is None or flo is None:
-        raise DatasetLayoutError(f"{folder!r} is not a sample case: it needs img1.*, img2.* and flow.flo "
-                                 "(or flow_gt.png)")
-    flow, valid = read_flow(flo)
-    occ_path, inv_path = os.path.join(folder, "occlusions.png"), os.path.join(folder, "invalid.png")
-    occ = read_mask(occ_path) if os.path.isfile(occ_path) else None
-    if os.path.isfile(inv_path):
-        valid = valid & ~read_mask(inv_path)
-    return {"img1": read_image(img1), "img2": read_image(img2), "flow": flow, "valid": valid,
-            "occlusion": occ, "name": os.path.basename(os.path.normpath(folder))}
+    s = read_sample_case(folder)
+    return {"img1": s.img1, "img2": s.img2, "flow": s.flow, "valid": s.valid,
+            "occlusion": s.occlusion, "name": s.meta["case"]}
 
 
 def real_cases(root: str | None = None) -> list[str]:
     """Sample-case folders below `root` (default: flowmatch._paths.real_data_dir()), sorted."""
-    from .._paths import real_data_dir
+    from ..data.datasets import sample_case_dirs
 
-    root = root or real_data_dir()
-    if root is None or not os.path.isdir(root):
-        raise DatasetLayoutError(f"real sample folder {root!r} not found; pass real:FOLDER or set FLOWMATCH_REAL_DATA")
-    found = sorted(os.path.dirname(p) for p in glob.glob(os.path.join(root, "**", "img1.*"), recursive=True))
+    try:
+        found = sample_case_dirs(root or None)
+    except DatasetLayoutError:
+        raise DatasetLayoutError(f"real sample folder {root!r} not found; pass real:FOLDER or set "
+                                 "FLOWMATCH_REAL_DATA") from None
     if not found:
         raise DatasetLayoutError(f"no sample cases (folders with img1.*) below {root!r}")
     return found
