@@ -67,11 +67,12 @@ def test_flow_command_bad_inputs_are_errors_and_keep_existing_output(pair_files,
 
 def test_demo_writes_outputs_and_prints_true_metrics(tmp_path, capsys):
     out = str(tmp_path / "demo")
-    assert main(["demo", "--out", out, "--size", "96x64", "--seed", "5", "--no-real", "--method", "dis-medium"]) == 0
+    assert main(["demo", "--out", out, "--size", "96x64", "--seed", "5", "--max-motion", "12", "--no-real",
+                 "--method", "dis-medium"]) == 0
     printed = capsys.readouterr().out
     for f in ("flow.flo", "flow.png", "panel.png"):
         assert os.path.getsize(os.path.join(out, f)) > 0
-    p = generate_pair(64, 96, 5)
+    p = generate_pair(64, 96, 5, max_motion=12)
     flow = io.read_flow(os.path.join(out, "flow.flo"))[0]
     np.testing.assert_array_equal(flow, flowmatch.flow(p.img1, p.img2, method="dis-medium"))
     shown = float(re.search(r"EPE ([0-9.]+) px", printed)[1])
