@@ -107,7 +107,8 @@ def test_killed_then_resumed_run_gives_the_same_files(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if out.is_dir() and len([f for f in os.listdir(out) if f.endswith(".flo")]) >= 3:
+        # temporaries (".flow_….tmp.flo") are not finished files: count only the renamed ones
+        if out.is_dir() and len([f for f in os.listdir(out) if f.endswith(".flo") and not f.startswith(".")]) >= 3:
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
