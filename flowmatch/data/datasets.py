@@ -407,27 +407,20 @@ class Middlebury(FlowDataset):
                                     "testing": "test"}, "Middlebury")
         self.root, self.split = root, split
         _require_dir(root, "the Middlebury flow root (holding other-data/ and other-gt-flow/)")
+        training = split == "training"
+        folder = "other-data" if training else "eval-data"
+        data = _require_dir(os.path.join(root, folder), f"{folder}/<scene>/frame10.png, frame11.png")
+        gt = _require_dir(os.path.join(root, "other-gt-flow"), "other-gt-flow/<scene>/flow10.flo") if training else None
+        listed, expected = (gt, "other-gt-flow/<scene>/flow10.flo") if training else (data, "eval-data/<scene>/frame10.png")
+        scenes = [s for s in _listdir(listed) if os.path.isdir(os.path.join(listed, s))]
+        if not scenes:
+            raise DatasetLayoutError(f"no scene folders in {listed!r}: expected {expected}")
         pairs = []
-        if split == "training":
-            data = _require_dir(os.path.join(root, "other-data"), "other-data/<scene>/frame10.png, frame11.png")
-            gt = _require_dir(os.path.join(root, "other-gt-flow"), "other-gt-flow/<scene>/flow10.flo")
-            scenes = [s for s in _listdir(gt) if os.path.isdir(os.path.join(gt, s))]
-            if not scenes:
-                raise DatasetLayoutError(f"no scene folders in {gt!r}: expected other-gt-flow/<scene>/flow10.flo")
-            for s in scenes:
-                flow = _require_file(os.path.join(gt, s, "flow10.flo"), f"the ground truth of scene {s}")
-                img1 = _require_file(os.path.join(data, s, "frame10.png"), f"the first frame of scene {s}")
-                img2 = _require_file(os.path.join(data, s, "frame11.png"), f"the second frame of scene {s}")
-                pairs.append(FramePair(img1, img2, flow, name=s, meta={"scene": s}))
-        else:
-            data = _require_dir(os.path.join(root, "eval-data"), "eval-data/<scene>/frame10.png, frame11.png")
-            scenes = [s for s in _listdir(data) if os.path.isdir(os.path.join(data, s))]
-            if not scenes:
-                raise DatasetLayoutError(f"no scene folders in {data!r}: expected eval-data/<scene>/frame10.png")
-            for s in scenes:
-                img1 = _require_file(os.path.join(data, s, "frame10.png"), f"the first frame of scene {s}")
-                img2 = _require_file(os.path.join(data, s, "frame11.png"), f"the second frame of scene {s}")
-                pairs.append(FramePair(img1, img2, None, name=s, meta={"scene": s}))
+        for s in scenes:
+            flow = _require_file(os.path.join(gt, s, "flow10.flo"), f"the ground truth of scene {s}") if training else None
+            img1 = _require_file(os.path.join(data, s, "frame10.png"), f"the first frame of scene {s}")
+            img2 = _require_file(os.path.join(data, s, "frame11.png"), f"the second frame of scene {s}")
+            pairs.append(FramePair(img1, img2, flow, name=s, meta={"scene": s}))
         super().__init__(pairs)
 
     def _load(self, pair: FramePair) -> FlowSample:
