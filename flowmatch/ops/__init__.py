@@ -14,6 +14,7 @@ import importlib
 from typing import Any
 
 from .correlation import correlation, correlation_output_shape, spatial_correlation_sample  # noqa: F401
+from .local_correlation import feature_pyramid, local_correlation  # noqa: F401
 # Imported eagerly: importing the submodule flowmatch.ops.patchmatch would otherwise replace a lazily
 # provided function of the same name with the module.
 from .interpolation import edge_aware_interpolate, edge_cost_map  # noqa: F401,E402
