@@ -20,32 +20,11 @@ import flowmatch.ops  # noqa: F401  (registers fake kernels and autograd)
 from flowmatch.errors import InputError
 from flowmatch.ops import feature_pyramid, local_correlation
 from flowmatch.ops.local_correlation_torch import local_correlation_torch
+from peer_semantics import raft_reference
 
 lc_mod = importlib.import_module("flowmatch.ops.local_correlation")
 needs_ext = pytest.mark.skipif(not lc_mod.extension_available(), reason="flowmatch._C not built (make build)")
 FP32 = dict(rtol=1e-5, atol=2e-5)  # the stated float32 tolerance (outputs are O(1): features ~N(0, 1), 1/√C)
-
-
-def raft_reference(f1, f2, coords, radius, num_levels=1):
-    """RAFT's CorrBlock transcribed: the all-pairs volume / √C over (H2, W2), avg-pooled by 2 for each
-    further level, sampled at coords/2^l + (dx, dy) with grid_sample(align_corners=True) on
-    2x/(W−1) − 1; the offsets come from meshgrid(dy, dx) added to (x, y), so the x offset is slow."""
-    n, c, h, w = f1.shape
-    vol = torch.einsum("nchw,ncuv->nhwuv", f1, f2).reshape(n * h * w, 1, *f2.shape[-2:]) / math.sqrt(c)
-    k = 2 * radius + 1
-    d = torch.linspace(-radius, radius, k, dtype=f1.dtype)
-    delta = torch.stack(torch.meshgrid(d, d, indexing="ij"), dim=-1).view(1, k, k, 2)
-    centre = coords.permute(0, 2, 3, 1).reshape(n * h * w, 1, 1, 2)
-    outs = []
-    for lvl in range(num_levels):
-        if lvl:
-            vol = F.avg_pool2d(vol, 2, stride=2)
-        hh, ww = vol.shape[-2:]
-        pos = centre / 2 ** lvl + delta
-        grid = torch.cat([2 * pos[..., :1] / (ww - 1) - 1, 2 * pos[..., 1:] / (hh - 1) - 1], dim=-1)
-        outs.append(F.grid_sample(vol, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-                    .view(n, h, w, k * k))
-    return torch.cat(outs, dim=-1).permute(0, 3, 1, 2)
 
 
 def make_inputs(n, c, h, w, h2, w2, margin=3.0, dtype=torch.float64, seed=0):
