@@ -1,5 +1,5 @@
 // RAFT-style local correlation lookup: index maths and per-element code shared by the CPU kernels
-// (local_correlation_cpu.cpp) and the CUDA kernels (local_correlation_kernels.cuh).  No includes, no
+// (cpu/local_correlation_kernel.cpp) and the CUDA kernels (local_correlation_kernels.cuh).  No includes, no
 // torch types: the CUDA source must also build through a host-compiler CUDA emulation layer.
 //
 // Pixel (n, y, x) of f1 (N×C×H×W) samples f2 (N×C×H2×W2) around (cx, cy) = coords[n, 0:2, y, x]

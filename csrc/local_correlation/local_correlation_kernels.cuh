@@ -1,4 +1,4 @@
-// CUDA kernels of the local correlation lookup.  Included by local_correlation_cuda.cu after
+// CUDA kernels of the local correlation lookup.  Included by cuda/local_correlation_kernel.cu after
 // local_correlation.h (whose per-element code they share with the CPU kernels).  Plain CUDA only
 // (blockIdx, threadIdx, blockDim, __syncthreads, static __shared__ arrays, atomicAdd), no torch types
 // and no includes, so that a host-compiler CUDA emulation layer can run this very source.

@@ -19,8 +19,8 @@
 #include <cstring>
 #include <vector>
 
-#include "local_correlation_cpu_simd.h"
-#include "local_correlation_ops.h"
+#include "local_correlation/cpu/local_correlation_simd.h"
+#include "local_correlation/local_correlation_ops.h"
 
 namespace fm_lc {
 namespace {
@@ -49,6 +49,13 @@ void dot_rows_plain(const A* a, const A* const* rows, int count, lc_index_t C, A
 }
 
 template <typename A>
+void weighted_sum_plain(const A* w, const A* const* rows, int count, lc_index_t C, A* out) {
+  for (lc_index_t c = 0; c < C; ++c) out[c] = A(0);
+  for (int i = 0; i < count; ++i)
+    for (lc_index_t c = 0; c < C; ++c) out[c] += w[i] * rows[i][c];
+}
+
+template <typename A>
 void axpy_plain(A alpha, const A* x, A* y, lc_index_t C) {
   for (lc_index_t c = 0; c < C; ++c) y[c] += alpha * x[c];
 }
@@ -56,6 +63,7 @@ void axpy_plain(A alpha, const A* x, A* y, lc_index_t C) {
 template <typename A>
 struct Math {
   void (*dot_rows)(const A*, const A* const*, int, lc_index_t, A*) = &dot_rows_plain<A>;
+  void (*weighted_sum)(const A*, const A* const*, int, lc_index_t, A*) = &weighted_sum_plain<A>;
   void (*axpy)(A, const A*, A*, lc_index_t) = &axpy_plain<A>;
 };
 
@@ -68,6 +76,7 @@ Math<float> math<float>() {
   Math<float> m;
   if (use_avx2()) {
     m.dot_rows = &dot_rows_avx2;
+    m.weighted_sum = &weighted_sum_avx2;
     m.axpy = &axpy_avx2;
   }
   return m;
@@ -145,19 +154,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_typed(const at::Tensor& 
                                                               const at::Tensor& f2, const at::Tensor& coords,
                                                               const LcParams& P, std::array<bool, 3> mask) {
   const at::ScalarType st = c10::CppTypeToScalarType<A>::value;
-  const at::Tensor a1 = nhwc(f1, st), a2 = nhwc(f2, st), cc = coords.to(st).contiguous();
-  const at::Tensor gg = grad.to(st).contiguous();
-  const A *p1 = a1.const_data_ptr<A>(), *p2 = a2.const_data_ptr<A>(), *pc = cc.const_data_ptr<A>(),
-          *pg = gg.const_data_ptr<A>();
+  const auto opts = f1.options().dtype(st);
+  // Only what the requested gradients read: f1 for grad_f2 and grad_coords, f2 for grad_f1 and grad_coords.
+  const at::Tensor a1 = (mask[1] || mask[2]) ? nhwc(f1, st) : at::Tensor();
+  const at::Tensor a2 = (mask[0] || mask[2]) ? nhwc(f2, st) : at::Tensor();
+  const at::Tensor cc = coords.to(st).contiguous(), gg = grad.to(st).contiguous();
+  const A *p1 = a1.defined() ? a1.const_data_ptr<A>() : nullptr, *p2 = a2.defined() ? a2.const_data_ptr<A>() : nullptr,
+          *pc = cc.const_data_ptr<A>(), *pg = gg.const_data_ptr<A>();
   const A scale = A(1) / std::sqrt(A(P.C));
   const Math<A> M = math<A>();
   const lc_index_t G2 = P.G * P.G, K2 = P.K * P.K;
-  const auto opts = f1.options().dtype(st);
 
   // Scaled weight of every grid position of every pixel (0 outside f2): the transpose of lc_combine.
-  at::Tensor wts = at::empty({P.N * P.H * P.W, G2}, opts);
+  at::Tensor wts = at::empty({(mask[0] || mask[1]) ? P.N * P.H * P.W : 0, G2}, opts);
   A* pw = wts.mutable_data_ptr<A>();
-  parallel_rows(P, [&](lc_index_t n, lc_index_t y) {
+  if (mask[0] || mask[1]) parallel_rows(P, [&](lc_index_t n, lc_index_t y) {
     std::vector<A> g(static_cast<size_t>(K2));
     for (lc_index_t x = 0; x < P.W; ++x) {
       const LcCorner<A> cr = corner_at(P, pc, n, y, x);
@@ -169,26 +180,36 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_typed(const at::Tensor& 
     }
   });
 
-  at::Tensor g1 = at::zeros({P.N, P.H, P.W, P.C}, opts), g2 = at::zeros({P.N, P.H2, P.W2, P.C}, opts);
+  // Gradients not asked for are zeros of the right shape (the schema returns three tensors).
+  at::Tensor g1 = mask[0] ? at::empty({P.N, P.H, P.W, P.C}, opts) : at::Tensor();
+  at::Tensor g2 = mask[1] ? at::zeros({P.N, P.H2, P.W2, P.C}, opts) : at::Tensor();
   at::Tensor gc = at::zeros({P.N, 2, P.H, P.W}, opts);
   if (mask[0]) {  // grad_f1[pixel] = Σ_g w_g · f2[position g]
     A* o1 = g1.mutable_data_ptr<A>();
-    parallel_rows(P, [&](lc_index_t n, lc_index_t y) {
-      for (lc_index_t x = 0; x < P.W; ++x) {
-        const LcCorner<A> cr = corner_at(P, pc, n, y, x);
-        const A* w = pw + ((n * P.H + y) * P.W + x) * G2;
-        A* dst = o1 + ((n * P.H + y) * P.W + x) * P.C;
-        for (lc_index_t gy = 0; gy < P.G; ++gy)
-          for (lc_index_t gx = 0; gx < P.G; ++gx)
-            if (lc_grid_inside(P, cr, gx, gy))
-              M.axpy(w[gy * P.G + gx], p2 + ((n * P.H2 + cr.y0 + gy) * P.W2 + cr.x0 + gx) * P.C, dst, P.C);
+    at::parallel_for(0, P.N * P.H, 1, [&](int64_t begin, int64_t end) {
+      Grid<A> s(P);  // s.vals: the weights of the positions inside, s.rows: their f2 rows
+      for (int64_t t = begin; t < end; ++t) {
+        const lc_index_t n = t / P.H, y = t % P.H;
+        for (lc_index_t x = 0; x < P.W; ++x) {
+          const LcCorner<A> cr = corner_at(P, pc, n, y, x);
+          const A* w = pw + ((n * P.H + y) * P.W + x) * G2;
+          int m = 0;
+          for (lc_index_t gy = 0; gy < P.G; ++gy)
+            for (lc_index_t gx = 0; gx < P.G; ++gx)
+              if (lc_grid_inside(P, cr, gx, gy)) {
+                s.vals[m] = w[gy * P.G + gx];
+                s.rows[m++] = p2 + ((n * P.H2 + cr.y0 + gy) * P.W2 + cr.x0 + gx) * P.C;
+              }
+          M.weighted_sum(s.vals.data(), s.rows.data(), m, P.C, o1 + ((n * P.H + y) * P.W + x) * P.C);
+        }
       }
     });
   }
   if (mask[1]) {  // grad_f2[position g] += w_g · f1[pixel], split over (sample, channel block)
     A* o2 = g2.mutable_data_ptr<A>();
-    const lc_index_t want = std::max<lc_index_t>(1, (4 * at::get_num_threads() + P.N - 1) / P.N);
-    const lc_index_t blocks = std::max<lc_index_t>(1, std::min<lc_index_t>(want, P.C / 16));
+    // Enough blocks to keep every thread busy, each at least 64 channels (long axpy runs).
+    const lc_index_t want = std::max<lc_index_t>(1, (2 * at::get_num_threads() + P.N - 1) / P.N);
+    const lc_index_t blocks = std::max<lc_index_t>(1, std::min<lc_index_t>(want, P.C / 64));
     const lc_index_t cb = (P.C + blocks - 1) / blocks;
     at::parallel_for(0, P.N * blocks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
@@ -233,8 +254,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_typed(const at::Tensor& 
       }
     });
   }
-  return {g1.permute({0, 3, 1, 2}).to(f1.scalar_type()).contiguous(),
-          g2.permute({0, 3, 1, 2}).to(f2.scalar_type()).contiguous(), gc.to(coords.scalar_type())};
+  const auto back = [](const at::Tensor& g, const at::Tensor& like) {
+    return g.defined() ? g.permute({0, 3, 1, 2}).to(like.scalar_type()).contiguous() : at::zeros(like.sizes(), like.options());
+  };
+  return {back(g1, f1), back(g2, f2), gc.to(coords.scalar_type())};
 }
 
 void check_cpu(const at::Tensor& t, const char* name) {

@@ -12,9 +12,9 @@
 
 #include <cmath>
 
-#include "local_correlation.h"
-#include "local_correlation_kernels.cuh"
-#include "local_correlation_ops.h"
+#include "local_correlation/local_correlation.h"
+#include "local_correlation/local_correlation_kernels.cuh"
+#include "local_correlation/local_correlation_ops.h"
 
 namespace fm_lc {
 namespace {
