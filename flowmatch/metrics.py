@@ -26,6 +26,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .errors import InputError
+from .image import as_flow, as_mask, to_numpy
 
 KITTI2012_THRESHOLDS = (2, 3, 4, 5)
 SINTEL_SPEED_BINS = (("s0-10", 0.0, 10.0), ("s10-40", 10.0, 40.0), ("s40+", 40.0, math.inf))
@@ -34,30 +35,8 @@ SINTEL_DISTANCE_BINS = (("d0-10", 0.0, 10.0), ("d10-60", 10.0, 60.0), ("d60-140"
 
 # ----------------------------------------------------------------------------- input checks
 
-def _np(x: Any, name: str) -> np.ndarray:
-    if type(x).__module__.startswith("torch"):
-        x = x.detach().cpu().numpy()
-    if not isinstance(x, np.ndarray):
-        raise InputError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
-    return x
-
-
 def _flow_arg(x: Any, name: str) -> np.ndarray:
-    x = _np(x, name)
-    if x.ndim != 3 or x.shape[2] != 2:
-        raise InputError(f"{name} must be H×W×2 (pixels, x then y), got shape {tuple(x.shape)}")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise InputError(f"{name} must be a float array, got dtype {x.dtype}")
-    return x.astype(np.float64, copy=False)
-
-
-def _mask_arg(m: Any, shape: tuple[int, int], name: str) -> np.ndarray | None:
-    if m is None:
-        return None
-    m = _np(m, name)
-    if m.shape != shape:
-        raise InputError(f"{name} must be H×W = {shape} like the flow, got shape {tuple(m.shape)}")
-    return m.astype(bool, copy=False)
+    return as_flow(x, name, dtype=np.float64, nonempty=False)
 
 
 def _prepare(flow: Any, gt: Any, valid: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,7 +47,7 @@ def _prepare(flow: Any, gt: Any, valid: Any) -> tuple[np.ndarray, np.ndarray, np
     if not np.isfinite(flow).all():
         raise InputError("flow contains NaN or infinite values; fix the method (metrics do not skip them)")
     mask = np.isfinite(gt).all(axis=2)
-    v = _mask_arg(valid, flow.shape[:2], "valid")
+    v = as_mask(valid, flow.shape[:2], "valid")
     if v is not None:
         mask &= v
     gt = np.where(mask[..., None], gt, 0.0)
@@ -143,7 +122,7 @@ def boundary_distance(occlusion: Any) -> np.ndarray:
     is 0.  Without any boundary every distance is +inf."""
     import cv2
 
-    occ = _np(occlusion, "occlusion").astype(bool)
+    occ = to_numpy(occlusion, "occlusion").astype(bool)
     if occ.ndim != 2:
         raise InputError(f"occlusion must be H×W bool, got shape {tuple(occ.shape)}")
     edge = np.zeros_like(occ)
@@ -225,7 +204,7 @@ class SintelMetrics(_Accumulator):
         """Score one image (flow, gt H×W×2 pixels; valid, occlusion H×W bool, True = occluded).
         Returns this image's EPE per region (pixels)."""
         f, g, mask = _prepare(flow, gt, valid)
-        occ = _mask_arg(occlusion, mask.shape, "occlusion")
+        occ = as_mask(occlusion, mask.shape, "occlusion")
         err = _epe(f, g)
         mag = np.hypot(g[..., 0], g[..., 1])
         regions = {"all": mask}
@@ -280,7 +259,7 @@ class Kitti2012Metrics(_Accumulator):
         err = _epe(f, g)
         out: dict[str, float] = {}
         masks = {"all": mask}
-        noc = _mask_arg(noc_valid, mask.shape, "noc_valid")
+        noc = as_mask(noc_valid, mask.shape, "noc_valid")
         if noc is not None:
             masks["noc"] = mask & noc
         for key, m in masks.items():
@@ -330,10 +309,10 @@ class Kitti2015Metrics(_Accumulator):
         f, g, mask = _prepare(flow, gt, valid)
         err = _epe(f, g)
         bad = _outliers(err, np.hypot(g[..., 0], g[..., 1]), self.THRESHOLD, self.RELATIVE)
-        obj = None if obj_map is None else _np(obj_map, "obj_map")
+        obj = None if obj_map is None else to_numpy(obj_map, "obj_map")
         if obj is not None and obj.shape != mask.shape:
             raise InputError(f"obj_map must be H×W = {mask.shape}, got shape {tuple(obj.shape)}")
-        noc = _mask_arg(noc_valid, mask.shape, "noc_valid")
+        noc = as_mask(noc_valid, mask.shape, "noc_valid")
         bases = {"": mask} if noc is None else {"": mask, "-noc": mask & noc}
         out: dict[str, float] = {}
         st = self._state
@@ -379,7 +358,7 @@ def summary(flow: Any, gt: Any, valid: Any = None, occlusion: Any = None) -> dic
         "Fl": 100.0 * _mean(_outliers(err, mag, 3.0, 0.05).astype(np.float64)),
         "n_valid": int(mask.sum()),
     }
-    occ = _mask_arg(occlusion, mask.shape, "occlusion")
+    occ = as_mask(occlusion, mask.shape, "occlusion")
     if occ is not None:
         full = _epe(f, g)
         out["EPE-matched"] = _mean(full[mask & ~occ])

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from flowmatch.data.patch_pairs import PatchPairSampler, normalize_gray, patch_offsets, to_gray
+from flowmatch.data.patch_pairs import PatchPairSampler, patch_offsets
+from flowmatch.image import normalize_gray, to_gray
 from flowmatch.errors import InputError
 
 

@@ -47,7 +47,7 @@ def test_tiny_training_run_checkpoints_resume_export(tmp_path, monkeypatch):
     net = tp.PatchBatchNet("dense", width=0.125)
     step, user = load_training_state(list_checkpoints(out)[-1][1], "patchbatch", net, config=net.config())
     assert step == 4 and "synthetic/fpr95" in user["scores"]
-    from flowmatch.descriptors_dense import load_descriptor_model
+    from flowmatch.pipelines.patchbatch import load_descriptor_model
 
     shipped = load_descriptor_model(str(export))
     for (k, v), (k2, v2) in zip(shipped.state_dict().items(), net.state_dict().items()):
