@@ -68,11 +68,7 @@ def _load_builtins() -> None:
         return
     _loaded = True
     for mod in BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:  # a real missing dependency inside the module: say so
-                raise
+        importlib.import_module(mod)
 
 
 def methods(available_only: bool = False) -> list[Method]:

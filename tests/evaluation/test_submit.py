@@ -13,9 +13,9 @@ import flowmatch
 from flowmatch import io
 from flowmatch.cli import main
 from flowmatch.errors import DatasetLayoutError, InputError
-from flowmatch.submit import submit
+from flowmatch.evaluation.submit import submit
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: layouts.py
 import layouts  # noqa: E402
 
 METHOD = "dis-fast"
