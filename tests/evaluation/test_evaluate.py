@@ -16,8 +16,7 @@ from flowmatch.cli import main
 from flowmatch.errors import DatasetLayoutError, InputError
 from flowmatch.evaluate import ImageMeanMetrics, evaluate
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: layouts.py
-import layouts  # noqa: E402  (miniature official dataset layouts)
+import layouts  # miniature official dataset layouts (tests/layouts.py, on the path via conftest.py)
 
 METHOD = "farneback"
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import zipfile
 
 import numpy as np
@@ -15,8 +14,7 @@ from flowmatch.cli import main
 from flowmatch.errors import DatasetLayoutError, InputError
 from flowmatch.evaluation.submit import submit
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: layouts.py
-import layouts  # noqa: E402
+import layouts  # tests/layouts.py (on the path via conftest.py)
 
 METHOD = "dis-fast"
 

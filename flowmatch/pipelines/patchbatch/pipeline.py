@@ -12,7 +12,6 @@ import time
 import warnings
 from typing import Any
 
-import numpy as np
 
 from ..._threads import torch_threads
 from ...errors import InputError
