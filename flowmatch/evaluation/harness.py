@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -32,7 +33,19 @@ from .accumulators import accumulate, merge_states, new_accumulator
 from .datasets import open_dataset
 from .report import jsonable, write_report
 
-__all__ = ["evaluate", "check_method"]
+__all__ = ["evaluate", "check_method", "MethodRun"]
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """How to run the method on every frame: its name, the device and its options."""
+    method: str
+    device: str = "cpu"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def flow(self, sample: Any) -> np.ndarray:
+        """H×W×2 float32 flow (pixels, x first) from sample.img1 to sample.img2."""
+        return run_flow(sample.img1, sample.img2, method=self.method, device=self.device, **self.options)
 
 
 def check_method(method: str) -> None:
@@ -65,10 +78,10 @@ def _frame_record(index: int, name: str, flow: np.ndarray, sample: Any, seconds:
     return rec
 
 
-def _score_frames(data: Sequence[Any], n: int, dataset: str, split: str, method: str, device: str,
-                  options: dict[str, Any], out: str | None, panels: bool, bar: Any,
-                  dist: DistInfo) -> tuple[dict[int, dict], list[dict]]:
-    """This rank's frames: (metric state per frame index, per-frame records)."""
+def _score_frames(data: Sequence[Any], n: int, dataset: str, split: str, run: MethodRun, panels_dir: str | None,
+                  bar: Any, dist: DistInfo) -> tuple[dict[int, dict], list[dict]]:
+    """This rank's share of the first n frames: (metric state per frame index, per-frame records);
+    a panel PNG per frame into panels_dir unless it is None."""
     states: dict[int, dict] = {}
     records: list[dict] = []
     for i in shard(range(n), dist):
@@ -78,16 +91,15 @@ def _score_frames(data: Sequence[Any], n: int, dataset: str, split: str, method:
             raise DatasetLayoutError(f"frame {name!r} of {dataset} ({split}) has no ground truth; "
                                      f"evaluate the training split (use `flowmatch submit` for test)")
         t0 = time.perf_counter()
-        flow = run_flow(sample.img1, sample.img2, method=method, device=device, **options)
+        flow = run.flow(sample)
         seconds = time.perf_counter() - t0
         acc = new_accumulator(dataset)
         accumulate(dataset, acc, sample, flow)
         states[i] = acc.state()
         records.append(_frame_record(i, name, flow, sample, seconds))
-        if out and panels:
+        if panels_dir is not None:
             from ..viz import save_panel
-            save_panel(os.path.join(out, "panels", f"{name}.png"), sample.img1, flow,
-                       gt=sample.flow, valid=sample.valid)
+            save_panel(os.path.join(panels_dir, f"{name}.png"), sample.img1, flow, gt=sample.flow, valid=sample.valid)
         if bar is not None:
             bar.set_postfix(epe=f"{np.mean([r['epe'] for r in records]):.3f}")
             bar.update(1)
@@ -123,7 +135,9 @@ def evaluate(dataset: str, root: str, method: str, *, split: str = "training", p
     with distributed(backend=collective_backend()) as dist:
         with shared_failure(dist):
             bar = progress_bar(len(shard(range(n), dist)), progress and dist.is_main, f"{dataset}:{method}")
-            mine = _score_frames(data, n, dataset, split, method, device, options or {}, out, panels, bar, dist)
+            run = MethodRun(method, device, dict(options or {}))
+            panels_dir = os.path.join(out, "panels") if out and panels else None
+            mine = _score_frames(data, n, dataset, split, run, panels_dir, bar, dist)
         gathered = gather_objects(mine, dist)
     all_states: dict[int, dict] = {}
     all_records: list[dict] = []

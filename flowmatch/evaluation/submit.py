@@ -21,8 +21,7 @@ from .._atomic import atomic_path
 from ..data import datasets as ds
 from ..distributed import DistInfo, collective_backend, distributed, gather_objects, shard, shared_failure
 from ..errors import DatasetLayoutError, InputError
-from ..methods.registry import flow as run_flow
-from .harness import check_method, progress_bar
+from .harness import MethodRun, check_method, progress_bar
 
 SUBMIT_DATASETS = ("sintel", "kitti2012", "kitti2015")
 
@@ -72,19 +71,16 @@ def _jobs(dataset: str, root: str, passes: Sequence[str], split: str) -> list[tu
     return [(ds.Kitti(root, year=int(dataset[-4:]), split=split, gt="occ"), "")]
 
 
-def _write_part(dataset: str, data: Any, pass_: str, out: str, split: str, root: str, method: str,
-                run: dict[str, Any], limit: int | None, progress: bool, dist: DistInfo) -> list[str]:
-    """This rank's flow files of one part (a Sintel pass or the KITTI set); run: device + options."""
-    n = len(data) if limit is None else min(limit, len(data))
-    if n == 0:
-        raise DatasetLayoutError(f"no frames found for {dataset} ({split}) under {root!r}")
+def _write_part(dataset: str, data: Any, pass_: str, out: str, run: MethodRun, n: int, progress: bool,
+                dist: DistInfo) -> list[str]:
+    """This rank's flow files among the first n frames of one part (a Sintel pass or the KITTI set)."""
     mine = shard(range(n), dist)
     bar = progress_bar(len(mine), progress and dist.is_main, f"{dataset} {pass_}".strip())
     written = []
     for i in mine:
         s = data[i]
         path = _output_paths(dataset, [s], out, pass_)[0]
-        io.write_flow(path, run_flow(s.img1, s.img2, method=method, device=run["device"], **run["options"]))
+        io.write_flow(path, run.flow(s))
         written.append(path)
         if bar is not None:
             bar.update(1)
@@ -108,12 +104,15 @@ def submit(dataset: str, root: str, method: str, out: str, *, passes: Sequence[s
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out!r} exists and is not a folder")
     jobs = _jobs(dataset, root, passes, split)
-    run = {"device": device, "options": options or {}}
+    run = MethodRun(method, device, dict(options or {}))
     with distributed(backend=collective_backend()) as dist:
         written: list[str] = []
         with shared_failure(dist):
             for data, p in jobs:
-                written += _write_part(dataset, data, p, out, split, root, method, run, limit, progress, dist)
+                n = len(data) if limit is None else min(limit, len(data))
+                if n == 0:
+                    raise DatasetLayoutError(f"no frames found for {dataset} ({split}) under {root!r}")
+                written += _write_part(dataset, data, p, out, run, n, progress, dist)
         if dist.distributed:
             written = sorted(p for part in gather_objects(written, dist) for p in part)
     if zip_ and dist.is_main:
