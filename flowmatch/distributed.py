@@ -20,7 +20,7 @@ from .errors import FlowmatchError, InputError
 
 T = TypeVar("T")
 __all__ = ["DistInfo", "init_distributed", "leave_distributed", "distributed", "collective_backend",
-           "gather_objects", "shared_failure", "barrier", "all_reduce_mean", "shard"]
+           "gather_objects", "shared_failure", "shard"]
 
 
 @dataclass(frozen=True)
@@ -134,26 +134,6 @@ def shared_failure(info: DistInfo) -> Iterator[None]:
             raise FlowmatchError(f"rank {failed[0][0]} failed: {failed[0][1]}")
     if error is not None:
         raise error
-
-
-def barrier(info: DistInfo) -> None:
-    """Wait for every rank (nothing in a single process)."""
-    if info.distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def all_reduce_mean(value: torch.Tensor | float, info: DistInfo) -> torch.Tensor:
-    """Mean of a scalar/tensor over all ranks (the value itself in a single process)."""
-    t = value.detach().clone() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-    if info.distributed:
-        import torch.distributed as dist
-
-        t = t.to(info.device if dist.get_backend() == "nccl" else "cpu")
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t = t / info.world_size
-    return t
 
 
 def shard(items: Sequence[T], info: DistInfo) -> Sequence[T]:

@@ -1,8 +1,7 @@
 """flowmatch.distributed in a single process (the torchrun path runs in tests/evaluation/test_evaluate.py)."""
 import pytest
 
-from flowmatch.distributed import (DistInfo, all_reduce_mean, distributed, gather_objects, init_distributed, shard,
-                                   shared_failure)
+from flowmatch.distributed import DistInfo, distributed, gather_objects, init_distributed, shard, shared_failure
 from flowmatch.errors import InputError
 
 
@@ -12,7 +11,6 @@ def test_single_process_needs_no_process_group(monkeypatch):
         assert info == DistInfo() and info.is_main and not info.distributed
         assert gather_objects({"a": 1}, info) == [{"a": 1}]
         assert list(shard(range(5), info)) == [0, 1, 2, 3, 4]
-        assert float(all_reduce_mean(3.0, info)) == 3.0
 
 
 def test_shard_splits_round_robin():
