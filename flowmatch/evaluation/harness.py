@@ -43,9 +43,9 @@ class MethodRun:
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
 
-    def flow(self, sample: Any) -> np.ndarray:
-        """H×W×2 float32 flow (pixels, x first) from sample.img1 to sample.img2."""
-        return run_flow(sample.img1, sample.img2, method=self.method, device=self.device, **self.options)
+    def flow(self, img1: Any, img2: Any) -> np.ndarray:
+        """H×W×2 float32 flow (pixels, x first) from img1 to img2."""
+        return run_flow(img1, img2, method=self.method, device=self.device, **self.options)
 
 
 def check_method(method: str) -> None:
@@ -91,7 +91,7 @@ def _score_frames(data: Sequence[Any], n: int, dataset: str, split: str, run: Me
             raise DatasetLayoutError(f"frame {name!r} of {dataset} ({split}) has no ground truth; "
                                      f"evaluate the training split (use `flowmatch submit` for test)")
         t0 = time.perf_counter()
-        flow = run.flow(sample)
+        flow = run.flow(sample.img1, sample.img2)
         seconds = time.perf_counter() - t0
         acc = new_accumulator(dataset)
         accumulate(dataset, acc, sample, flow)

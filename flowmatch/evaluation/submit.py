@@ -80,7 +80,7 @@ def _write_part(dataset: str, data: Any, pass_: str, out: str, run: MethodRun, n
     for i in mine:
         s = data[i]
         path = _output_paths(dataset, [s], out, pass_)[0]
-        io.write_flow(path, run.flow(s))
+        io.write_flow(path, run.flow(s.img1, s.img2))
         written.append(path)
         if bar is not None:
             bar.update(1)
