@@ -142,9 +142,18 @@ def _loader(cfg: PatchBatchTrainConfig, patch_size: int, start: int) -> Any:
         return (data[s] for s in steps)
 
     # spawn, not fork: OpenCV's thread pool does not survive a fork of a process that has used it.
-    return iter(torch.utils.data.DataLoader(data, batch_size=None, sampler=steps, num_workers=cfg.workers,
-                                            worker_init_fn=_init_worker, prefetch_factor=2,
-                                            multiprocessing_context="spawn"))
+    loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=steps, num_workers=cfg.workers,
+                                         worker_init_fn=_init_worker, prefetch_factor=2,
+                                         multiprocessing_context="spawn")
+    # Workers start with SIGINT/SIGTERM ignored (an ignored signal stays ignored across exec), so a
+    # signal to the whole process group during their start-up leaves them to the training process.
+    import signal
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return iter(loader)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def _init_worker(_: int) -> None:
@@ -227,13 +236,18 @@ def train(cfg: PatchBatchTrainConfig) -> dict[str, float]:
 
     run.history(history)
     bar = common.Progress(cfg.steps, start=step, desc=f"patchbatch-{cfg.variant}", enabled=cfg.progress)
-    batches = _loader(cfg, net.patch_size, step)
     with common.GracefulStop() as stop:
+        batches = _loader(cfg, net.patch_size, step)
         while step < cfg.steps and time.time() - t0 < budget and not stop.requested:
             # With a time budget the schedule follows whichever is further along: steps or time.
             lr = schedule(max(step, int(cfg.steps * (time.time() - t0) / budget)) if budget < float("inf") else step)
             common.set_lr(opt, lr)
-            b = next(batches)
+            try:
+                b = next(batches)
+            except RuntimeError:
+                if stop.requested:  # a worker ended by the same signal: checkpoint what we have
+                    break
+                raise
             n = b["anchor"].shape[0]
             x = torch.cat([b["anchor"], b["positive"], b["negative"]])
             if cfg.channels_last:
