@@ -8,7 +8,8 @@ Layouts
 - frame (torch): the same, or C×H×W (channels first, C in 1/3 and the last axis not 1/3/4).
 - batch: N×3×H×W float32 in [0, 1] (what networks take; see `to_batch`).
 - flow: H×W×2, pixels, x (u) first.  mask: H×W bool.
-Value range of float frames: [0, 1] when the frame's maximum is <= 1.5, else [0, 255].
+Value range: uint8 and uint16 frames span their dtype; a float frame is taken as [0, 1] when its
+maximum is <= 1.5, else as [0, 255].  `full_scale` is the one place that decides it.
 """
 from __future__ import annotations
 
@@ -19,13 +20,26 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["to_numpy", "check_shape", "as_flow", "as_mask", "frame_to_numpy", "as_image", "to_gray",
+__all__ = ["to_numpy", "check_shape", "full_scale", "as_flow", "as_mask", "frame_to_numpy", "as_image", "to_gray",
            "normalize_gray", "gray_u8", "to_batch"]
 
 # ITU-R 601 luma weights (what cv2.cvtColor uses), R, G, B.
 LUMA = (0.299, 0.587, 0.114)
 # A float frame whose maximum is at most this is taken to be in [0, 1], else in [0, 255].
 UNIT_RANGE_MAX = 1.5
+_DTYPE_MAX: dict[Any, float] = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, torch.uint8: 255.0}
+if getattr(torch, "uint16", None) is not None:
+    _DTYPE_MAX[torch.uint16] = 65535.0
+
+
+def full_scale(x: np.ndarray | torch.Tensor) -> float:
+    """The value of full brightness in frame(s) x: 255 for uint8, 65535 for uint16, and for any other
+    dtype 1 when the maximum is <= 1.5 (a [0, 1] image; also an empty one), else 255."""
+    dtype_max = _DTYPE_MAX.get(x.dtype)
+    if dtype_max is not None:
+        return dtype_max
+    empty = x.size == 0 if isinstance(x, np.ndarray) else x.numel() == 0
+    return 1.0 if empty or float(x.max()) <= UNIT_RANGE_MAX else 255.0
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:
@@ -116,18 +130,14 @@ def as_image(x: Any, name: str) -> np.ndarray:
     x = _channels_last(frame_to_numpy(x, name), name, "H×W or H×W×{1,3,4}")
     if x.shape[0] < 2 or x.shape[1] < 2:
         raise InputError(f"{name} is {x.shape[1]}×{x.shape[0]} pixels; at least 2×2 is needed")
-    if x.dtype == np.uint8:
-        out = x.astype(np.float32)
-    elif x.dtype == np.uint16:
-        out = x.astype(np.float32) * (255.0 / 65535.0)
-    elif np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):
-        out = x.astype(np.float32)
-        if not np.isfinite(out).all():
-            raise InputError(f"{name} contains NaN or infinite values")
-        if out.size and out.max() <= UNIT_RANGE_MAX:
-            out = out * 255.0
-    else:
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise InputError(f"{name} has unsupported dtype {x.dtype}")
+    out = x.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise InputError(f"{name} contains NaN or infinite values")
+    scale = full_scale(x if x.dtype in _DTYPE_MAX else out)
+    if scale != 255.0:
+        out = out * (255.0 / scale)
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=2)
     return np.ascontiguousarray(out)
@@ -137,18 +147,14 @@ def to_gray(img: np.ndarray, name: str = "image") -> np.ndarray:
     """H×W or H×W×3 numpy frame (uint8/uint16/float) -> H×W float32 luminance in [0, 1]
     (floats whose max exceeds 1.5 are taken as [0, 255])."""
     a = _channels_last(np.asarray(img), name, "H×W or H×W×3")
-    if a.dtype == np.uint8:
-        f = a.astype(np.float32) / 255.0
-    elif a.dtype == np.uint16:
-        f = a.astype(np.float32) / 65535.0
-    elif np.issubdtype(a.dtype, np.number):
-        f = a.astype(np.float32)
-        if not np.isfinite(f).all():
-            raise InputError(f"{name} contains NaN or infinite values")
-        if f.size and f.max() > UNIT_RANGE_MAX:
-            f = f / 255.0
-    else:
+    if not np.issubdtype(a.dtype, np.number):
         raise InputError(f"{name} has unsupported dtype {a.dtype}")
+    f = a.astype(np.float32)
+    if not np.isfinite(f).all():
+        raise InputError(f"{name} contains NaN or infinite values")
+    scale = full_scale(a if a.dtype in _DTYPE_MAX else f)
+    if scale != 1.0:
+        f = f / scale
     if f.ndim == 3:
         f = f @ np.array(LUMA, np.float32)
     return np.ascontiguousarray(f, dtype=np.float32)
@@ -170,7 +176,7 @@ def gray_u8(img: np.ndarray) -> np.ndarray:
 def _batch_from_numpy(x: np.ndarray, name: str) -> tuple[torch.Tensor, bool, float | None]:
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise InputError(f"{name} has unsupported dtype {x.dtype}")
-    dtype_max = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(x.dtype)
+    dtype_max = _DTYPE_MAX.get(x.dtype)
     if x.ndim not in (2, 3, 4):
         raise InputError(f"{name} must be H×W, H×W×C or N×H×W×C as a numpy array, got shape {x.shape}")
     batched = x.ndim == 4
@@ -180,9 +186,7 @@ def _batch_from_numpy(x: np.ndarray, name: str) -> tuple[torch.Tensor, bool, flo
 
 
 def _batch_from_torch(x: torch.Tensor, name: str) -> tuple[torch.Tensor, bool, float | None]:
-    dtype_max = {torch.uint8: 255.0}.get(x.dtype)
-    if getattr(torch, "uint16", None) is not None and x.dtype == torch.uint16:
-        dtype_max = 65535.0
+    dtype_max = _DTYPE_MAX.get(x.dtype)
     if x.is_complex() or x.dtype == torch.bool:
         raise InputError(f"{name} has unsupported dtype {x.dtype}")
     if x.ndim not in (2, 3, 4):
@@ -218,8 +222,7 @@ def to_batch(x: Any, name: str) -> tuple[torch.Tensor, bool, bool]:
         raise InputError(f"{name} is {w}×{h} pixels (batch {n}); at least one frame of 2×2 pixels is needed")
     if not torch.isfinite(t).all():
         raise InputError(f"{name} contains NaN or infinite values")
-    if dtype_max is not None:
-        t = t / dtype_max
-    elif t.numel() and t.max() > UNIT_RANGE_MAX:  # float images in [0, 255] (as the method registry passes them)
-        t = t / 255.0
+    scale = dtype_max if dtype_max is not None else full_scale(t)  # the float32 copy decides, as it always did
+    if scale != 1.0:
+        t = t / scale
     return t, batched, is_numpy

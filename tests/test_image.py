@@ -64,3 +64,12 @@ def test_to_batch_numpy_and_torch_layouts_agree():
     assert torch.equal(a, b) and float(a.max()) <= 1.0
     with pytest.raises(InputError, match="channels"):
         to_batch(np.zeros((5, 6, 2)), "img")
+
+
+def test_full_scale_is_the_one_value_range_rule():
+    from flowmatch.image import full_scale
+
+    assert full_scale(np.zeros(3, np.uint8)) == 255 and full_scale(torch.zeros(3, dtype=torch.uint8)) == 255
+    assert full_scale(np.zeros(3, np.uint16)) == 65535
+    assert full_scale(np.array([0.2, 1.5])) == 1 and full_scale(torch.tensor([0.0, 1.6])) == 255
+    assert full_scale(np.zeros(0, np.float32)) == 1

@@ -86,7 +86,8 @@ def _cost_filter(ok: torch.Tensor, cost_ab: Any, max_cost: float | None,
         if not 0 < cost_quantile <= 1:
             raise InputError(f"cost_quantile must be in (0, 1], got {cost_quantile!r}")
         if ok.any():
-            ok &= cost <= torch.quantile(cost[ok], cost_quantile)
+            # numpy's quantile (torch.quantile differs in the last bit), compared in float64 as numpy does
+            ok &= cost.double() <= float(np.quantile(cost[ok].numpy(), cost_quantile))
     return cost
 
 
