@@ -183,3 +183,9 @@ def test_the_checks_catch_planted_violations(tmp_path):
     assert "flowmatch.pipelines.p (pipelines) imports flowmatch.methods.registry (methods)" in bad
     with pytest.raises(AssertionError, match="in no layer"):
         layer_of("flowmatch_other.x")
+
+
+def test_no_source_file_over_500_lines():
+    long = {name: n for name, path in module_files(ROOT, PACKAGE).items()
+            if (n := sum(1 for _ in open(path, encoding="utf-8"))) > 500}
+    assert not long, f"split these modules (lines): {long}"

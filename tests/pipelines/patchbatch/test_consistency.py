@@ -68,6 +68,10 @@ def test_sparse_matches_grid_scale_and_costs():
     assert np.all(points % 8 == 0) and np.all(flows == [4, 0])
     q = sparse_matches(fab, fba, cost, cost_quantile=0.5)
     assert len(q) == pytest.approx(len(m) / 2, abs=1)
+    ok = consistency_check(fab, fba, 1.0)[0].numpy()
+    for quantile in (0.1, 0.37, 0.9):  # exactly numpy's quantile rule
+        kept = ok & (cost <= np.quantile(cost[ok], quantile))
+        assert len(sparse_matches(fab, fba, cost, cost_quantile=quantile)) == kept.sum()
 
 
 def test_no_surviving_match_is_an_empty_result():
