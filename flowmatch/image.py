@@ -121,6 +121,17 @@ def _channels_last(x: np.ndarray, name: str, shape_hint: str) -> np.ndarray:
     return x
 
 
+def _float32_frame(x: np.ndarray, name: str) -> tuple[np.ndarray, float]:
+    """x as float32 (same shape) and its full_scale; InputError for a dtype that is not an integer
+    or float one, or for NaN / inf."""
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise InputError(f"{name} has unsupported dtype {x.dtype}")
+    f = x.astype(np.float32)
+    if not np.isfinite(f).all():
+        raise InputError(f"{name} contains NaN or infinite values")
+    return f, full_scale(x if x.dtype in _DTYPE_MAX else f)
+
+
 def as_image(x: Any, name: str) -> np.ndarray:
     """Validate one input frame and return it as float32 H×W×3 in [0, 255] (what flow methods take).
 
@@ -130,12 +141,7 @@ def as_image(x: Any, name: str) -> np.ndarray:
     x = _channels_last(frame_to_numpy(x, name), name, "H×W or H×W×{1,3,4}")
     if x.shape[0] < 2 or x.shape[1] < 2:
         raise InputError(f"{name} is {x.shape[1]}×{x.shape[0]} pixels; at least 2×2 is needed")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise InputError(f"{name} has unsupported dtype {x.dtype}")
-    out = x.astype(np.float32)
-    if not np.isfinite(out).all():
-        raise InputError(f"{name} contains NaN or infinite values")
-    scale = full_scale(x if x.dtype in _DTYPE_MAX else out)
+    out, scale = _float32_frame(x, name)
     if scale != 255.0:
         out = out * (255.0 / scale)
     if out.ndim == 2:
@@ -147,12 +153,7 @@ def to_gray(img: np.ndarray, name: str = "image") -> np.ndarray:
     """H×W or H×W×3 numpy frame (uint8/uint16/float) -> H×W float32 luminance in [0, 1]
     (floats whose max exceeds 1.5 are taken as [0, 255])."""
     a = _channels_last(np.asarray(img), name, "H×W or H×W×3")
-    if not np.issubdtype(a.dtype, np.number):
-        raise InputError(f"{name} has unsupported dtype {a.dtype}")
-    f = a.astype(np.float32)
-    if not np.isfinite(f).all():
-        raise InputError(f"{name} contains NaN or infinite values")
-    scale = full_scale(a if a.dtype in _DTYPE_MAX else f)
+    f, scale = _float32_frame(a, name)
     if scale != 1.0:
         f = f / scale
     if f.ndim == 3:
