@@ -23,17 +23,27 @@ def _check_ints(cfg: Any, names: tuple[str, ...], minimum: int) -> None:
             raise InputError(f"{name} must be an integer >= {minimum}, got {val!r}")
 
 
+# "patchbatch": the network; "raw": normalised 9×9 patches; "daisy": scikit-image DAISY;
+# "combined": the network's unit-normalised descriptor and raw patches, concatenated.
+DESCRIPTOR_KINDS = ("patchbatch", "raw", "daisy", "combined")
+
+
 @dataclass(frozen=True)
 class DescriptorConfig:
     """Stage 1: dense descriptors of both frames."""
-    kind: str = "patchbatch"       # "patchbatch" (the shipped network) or "raw" (normalised 9×9 patches)
+    kind: str = "patchbatch"       # one of DESCRIPTOR_KINDS (see descriptors.compute_descriptors)
     model: str | None = None       # load_descriptor_model name/path (None = shipped dense weights)
     stride: int = 1                # descriptors (and PatchMatch) on every k-th pixel
     pca_dim: int | None = None     # reduce descriptors to this many PCA components (None = keep)
     half: bool = False             # store descriptors as float16 for PatchMatch
+    raw_weight: float = 0.5        # "combined": share of the raw patches in the squared distance
 
     def __post_init__(self) -> None:
         _check_ints(self, ("stride",), 1)
+        if self.kind not in DESCRIPTOR_KINDS:
+            raise InputError(f"descriptor must be one of {DESCRIPTOR_KINDS}, got {self.kind!r}")
+        if not (isinstance(self.raw_weight, (int, float)) and 0.0 <= float(self.raw_weight) <= 1.0):
+            raise InputError(f"raw_weight must be a number in [0, 1], got {self.raw_weight!r}")
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,30 @@ def raw_patch_descriptors(image: Any, stride: int = 1, radius: int = 4) -> torch
     return (d / (d.norm(dim=-1, keepdim=True) + 1e-3)).contiguous()
 
 
+def combine(learned: torch.Tensor, raw: torch.Tensor, raw_weight: float) -> torch.Tensor:
+    """[√(1-w)·l/|l|, √w·r] for h×w×D learned and h×w×K unit-norm raw descriptors: the squared distance
+    of two combined descriptors is (1-w)·(learned, unit-normalised) + w·(raw)."""
+    unit = learned / (learned.norm(dim=-1, keepdim=True) + 1e-6)
+    return torch.cat([unit * (1.0 - raw_weight) ** 0.5, raw * raw_weight ** 0.5], -1).contiguous()
+
+
+def daisy_descriptors(image: Any, stride: int = 1, radius: int = 8) -> torch.Tensor:
+    """DAISY (Tola et al.; scikit-image's implementation: 2 rings of 6 histograms of 8 orientations,
+    104-D) at every stride-th pixel, on the grayscale image with reflect-101 borders so that every pixel
+    has one.  Returns ceil(H/stride)×ceil(W/stride)×104 float32, each descriptor L2-normalised."""
+    try:
+        from skimage.feature import daisy
+    except ImportError as exc:
+        raise InputError("descriptor 'daisy' needs scikit-image (pip install scikit-image)") from exc
+    g = prepare_image(image).numpy()
+    if min(g.shape) <= radius:
+        raise InputError(f"image is {g.shape[1]}×{g.shape[0]} pixels; DAISY needs more than {radius}×{radius}")
+    pad = np.pad(g, radius, mode="reflect")
+    d = daisy(pad, step=1, radius=radius, rings=2, histograms=6, orientations=8, normalization="l2")
+    d = torch.from_numpy(np.ascontiguousarray(d[::stride, ::stride], dtype=np.float32))
+    return d
+
+
 def compute_descriptors(img1: np.ndarray, img2: np.ndarray, cfg: DescriptorConfig, model: Any = None,
                         seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense descriptors of both frames on the cfg.stride grid (PCA-reduced when asked; `seed`
@@ -68,11 +92,14 @@ def compute_descriptors(img1: np.ndarray, img2: np.ndarray, cfg: DescriptorConfi
     img1, img2: H×W×3 (or H×W) frames.  Returns two ceil(H/k)×ceil(W/k)×D fields (float32 or float16)."""
     if cfg.kind == "raw":
         da, db = raw_patch_descriptors(img1, cfg.stride), raw_patch_descriptors(img2, cfg.stride)
-    elif cfg.kind == "patchbatch":
+    elif cfg.kind == "daisy":
+        da, db = daisy_descriptors(img1, cfg.stride), daisy_descriptors(img2, cfg.stride)
+    else:
         net = model if model is not None else load_descriptor_model(cfg.model)
         da, db = descriptors(img1, net, stride=cfg.stride), descriptors(img2, net, stride=cfg.stride)
-    else:
-        raise InputError(f"descriptor must be 'patchbatch' or 'raw', got {cfg.kind!r}")
+        if cfg.kind == "combined":
+            da, db = (combine(d, raw_patch_descriptors(img, cfg.stride), cfg.raw_weight)
+                      for d, img in ((da, img1), (db, img2)))
     if cfg.pca_dim is not None:
         da, db = pca_reduce(da, db, cfg.pca_dim, seed=seed)
     if cfg.half:
