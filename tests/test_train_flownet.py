@@ -70,7 +70,7 @@ def test_multiscale_loss_gradient():
     f = torch.from_numpy(flow[:1, :, :16, :16].copy())
     v = torch.from_numpy(valid[:1, :16, :16].copy())
     assert torch.autograd.gradcheck(lambda *ps: multiscale_epe(list(ps), f, v, weights=(0.2, 0.3, 0.5))[0],
-                                    tuple(small))
+                                    tuple(small), fast_mode=True)
 
 
 def test_full_resolution_epe_of_exact_prediction_is_zero():
