@@ -187,6 +187,8 @@ class Progress:
     def write(self, msg: str) -> None:
         if self._bar is not None:
             self._bar.write(msg)
+        else:
+            print(msg, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -349,3 +351,66 @@ def format_eta(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h:d}:{m:02d}:{s:02d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# schedule fitted to the run length, and stopping on a signal
+
+
+def fitted_schedule(base_lr: float, steps: int, warmup: int | None = None, final_share: float = 0.02,
+                    warmup_start_share: float = 0.01):
+    """lr(step): a linear warm-up over `warmup` steps (default 3 % of the run, at most 2000), then a
+    cosine decay to final_share·base_lr at `steps`.  Fits any run length, so a short run decays too."""
+    steps = max(int(steps), 1)
+    warm = min(2000, max(1, steps * 3 // 100)) if warmup is None else max(0, int(warmup))
+    warm = min(warm, steps - 1) if steps > 1 else 0
+
+    def lr(step: int) -> float:
+        if step < warm:
+            return base_lr * (warmup_start_share + (1 - warmup_start_share) * step / warm)
+        t = min(1.0, (step - warm) / max(1, steps - warm))
+        return base_lr * (final_share + (1 - final_share) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    return lr
+
+
+class GracefulStop:
+    """Turns SIGINT and SIGTERM into a flag the training loop polls, so it can write a checkpoint and
+    stop (exit status 130 / 143 by convention: `exit_code`).  A second signal stops at once.
+
+        with GracefulStop() as stop:
+            while ...:
+                if stop.requested: save(); break
+    """
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signal) if self.signal is not None else 0
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # second signal: the default behaviour
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __enter__(self) -> "GracefulStop":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for s, h in self._old.items():
+            signal.signal(s, h)
