@@ -20,7 +20,7 @@ from .errors import FlowmatchError, InputError
 
 T = TypeVar("T")
 __all__ = ["DistInfo", "init_distributed", "leave_distributed", "distributed", "collective_backend",
-           "gather_objects", "shared_failure", "shard"]
+           "gather_objects", "shared_failure", "shard", "barrier", "all_reduce_mean", "wrap_ddp", "unwrap"]
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,43 @@ def shared_failure(info: DistInfo) -> Iterator[None]:
 def shard(items: Sequence[T], info: DistInfo) -> Sequence[T]:
     """This rank's share: items r, r+W, r+2W, ... (every rank must see the same order)."""
     return items[info.rank::info.world_size]
+
+
+# ---------------------------------------------------------------------------------------------
+# collectives for training (no-ops in a single process)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def all_reduce_mean(value: torch.Tensor | float, info: DistInfo) -> torch.Tensor:
+    """Mean of a scalar/tensor over all ranks (the value itself in a single process)."""
+    t = value.detach().clone() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+    if info.distributed:
+        import torch.distributed as dist
+
+        t = t.to(info.device if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t = t / info.world_size
+    return t
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """DistributedDataParallel around `model` when distributed, else the model itself."""
+    if not info.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside a DDP/compiled wrapper (for state dicts)."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
