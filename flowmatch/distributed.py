@@ -20,7 +20,7 @@ from .errors import FlowmatchError, InputError
 
 T = TypeVar("T")
 __all__ = ["DistInfo", "init_distributed", "leave_distributed", "distributed", "collective_backend",
-           "gather_objects", "shared_failure", "shard", "barrier", "all_reduce_mean", "wrap_ddp", "unwrap"]
+           "gather_objects", "shared_failure", "shard", "shard_range", "barrier", "all_reduce_mean", "wrap_ddp", "unwrap"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,19 @@ def shared_failure(info: DistInfo) -> Iterator[None]:
 def shard(items: Sequence[T], info: DistInfo) -> Sequence[T]:
     """This rank's share: items r, r+W, r+2W, ... (every rank must see the same order)."""
     return items[info.rank::info.world_size]
+
+
+def shard_range(n: int, info: DistInfo) -> range:
+    """This rank's contiguous block of indices 0..n-1; block sizes differ by at most one, rank order.
+
+    For streamed inputs (video: a rank can stop reading after its last item) and for resume-safe
+    output folders: shard the full list first, then skip the items whose output exists, so that
+    the split never depends on what one rank happened to see on disk."""
+    if n < 0:
+        raise InputError(f"cannot shard a negative number of items ({n})")
+    q, r = divmod(n, info.world_size)
+    lo = info.rank * q + min(info.rank, r)
+    return range(lo, lo + q + (info.rank < r))
 
 
 # ---------------------------------------------------------------------------------------------
