@@ -20,7 +20,7 @@ from .errors import FlowmatchError, InputError
 
 T = TypeVar("T")
 __all__ = ["DistInfo", "init_distributed", "leave_distributed", "distributed", "collective_backend",
-           "gather_objects", "shared_failure", "shard"]
+           "gather_objects", "shared_failure", "shard", "shard_range", "barrier", "all_reduce_mean", "wrap_ddp", "unwrap"]
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,56 @@ def shared_failure(info: DistInfo) -> Iterator[None]:
 def shard(items: Sequence[T], info: DistInfo) -> Sequence[T]:
     """This rank's share: items r, r+W, r+2W, ... (every rank must see the same order)."""
     return items[info.rank::info.world_size]
+
+
+def shard_range(n: int, info: DistInfo) -> range:
+    """This rank's contiguous block of indices 0..n-1; block sizes differ by at most one, rank order.
+
+    For streamed inputs (video: a rank can stop reading after its last item) and for resume-safe
+    output folders: shard the full list first, then skip the items whose output exists, so that
+    the split never depends on what one rank happened to see on disk."""
+    if n < 0:
+        raise InputError(f"cannot shard a negative number of items ({n})")
+    q, r = divmod(n, info.world_size)
+    lo = info.rank * q + min(info.rank, r)
+    return range(lo, lo + q + (info.rank < r))
+
+
+# ---------------------------------------------------------------------------------------------
+# collectives for training (no-ops in a single process)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def all_reduce_mean(value: torch.Tensor | float, info: DistInfo) -> torch.Tensor:
+    """Mean of a scalar/tensor over all ranks (the value itself in a single process)."""
+    t = value.detach().clone() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+    if info.distributed:
+        import torch.distributed as dist
+
+        t = t.to(info.device if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t = t / info.world_size
+    return t
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """DistributedDataParallel around `model` when distributed, else the model itself."""
+    if not info.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside a DDP/compiled wrapper (for state dicts)."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
