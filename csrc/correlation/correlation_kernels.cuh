@@ -13,18 +13,19 @@ namespace corr {
 
 // Launch shape of the forward kernel: a block computes TW output columns of one output row for one
 // vertical displacement q and OC horizontal displacements; each thread owns at most
-// FM_FWD_PER_THREAD outputs.  CC channels at a time are staged in shared memory.
+// FM_FWD_PER_THREAD outputs.  CC channels at a time are staged in shared memory, at most
+// FM_FWD_SMEM_BYTES of it (the 48 KiB a launch gets without opt-in) for accumulators of acc_bytes.
 #define FM_FWD_THREADS 256
 #define FM_FWD_PER_THREAD 4
-#define FM_FWD_SMEM_FLOATS 12288
+#define FM_FWD_SMEM_BYTES 49152
 
-FM_HD void corr_fwd_config(const CorrParams& P, int* TW, int* OC, int* CC, int* nochunk) {
+FM_HD void corr_fwd_config(const CorrParams& P, fm_index_t acc_bytes, int* TW, int* OC, int* CC, int* nochunk) {
   const fm_index_t cap = FM_FWD_THREADS * FM_FWD_PER_THREAD;
   const fm_index_t oc = P.D < cap ? P.D : cap;
   fm_index_t tw = cap / oc;
   tw = tw > 32 ? 32 : (tw < 1 ? 1 : tw);
   const fm_index_t w1 = (tw - 1) * P.s1 + P.k, w2 = w1 + (oc - 1) * P.s2;
-  fm_index_t cc = FM_FWD_SMEM_FLOATS / (P.k * (w1 + w2));
+  fm_index_t cc = FM_FWD_SMEM_BYTES / acc_bytes / (P.k * (w1 + w2));
   cc = cc > 32 ? 32 : (cc < 1 ? 1 : cc);
   *TW = int(tw);
   *OC = int(oc);
@@ -127,12 +128,12 @@ struct CorrFwdLaunch {
 
 FM_HD CorrFwdLaunch corr_fwd_launch(const CorrParams& P, fm_index_t acc_bytes) {
   CorrFwdLaunch L;
-  corr_fwd_config(P, &L.TW, &L.OC, &L.CC, &L.nochunk);
+  corr_fwd_config(P, acc_bytes, &L.TW, &L.OC, &L.CC, &L.nochunk);
   L.grid_x = (P.oW + L.TW - 1) / L.TW;
   L.grid_y = P.oH;
   L.grid_z = P.N * P.D * L.nochunk;
   L.smem_bytes = corr_fwd_smem_elems(P, L.TW, L.OC, L.CC) * acc_bytes;
-  L.fits = L.grid_y <= 65535 && L.grid_z <= 65535 && L.smem_bytes <= 48 * 1024;
+  L.fits = L.grid_y <= 65535 && L.grid_z <= 65535 && L.smem_bytes <= FM_FWD_SMEM_BYTES;
   return L;
 }
 

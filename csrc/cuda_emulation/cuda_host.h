@@ -9,11 +9,15 @@
 //                                                       // namespace of the function declaring it
 //   cuda_host::launch(my_kernel<float>, dim3(gx, gy), dim3(256), smem_bytes, arg1, arg2, ...);
 //
+// Compile with g++ -std=c++20 -fno-extern-tls-init (without it g++ calls a TLS init function that
+// does not exist for `extern __shared__` arrays); tests/ops/emulated.py shows the build.
+//
 // What it emulates, and how:
 // - __global__/__device__/__host__/__forceinline__/__launch_bounds__ vanish; __ldg(p) is *p;
 //   __restrict__ is the host compiler's own.  dim3, uint3; threadIdx/blockIdx/blockDim/gridDim are
 //   thread-locals that the scheduler sets for the CUDA thread that runs.
-// - A block runs as blockDim.x·y·z fibers (ucontext, own stacks with a guard page) on one OS thread;
+// - A block runs as blockDim.x·y·z fibers (own stacks with a guard page; a 20-instruction context
+//   switch on x86-64, ucontext elsewhere) on one OS thread;
 //   blocks are spread over a few OS threads (CUDA_HOST_WORKERS, default 2), so atomics really race.
 //   A fiber runs until it finishes or waits at a barrier; fibers start in a shuffled order (seeded
 //   per block).  A kernel that reads shared memory another thread has not yet written, because a
@@ -104,6 +108,71 @@ constexpr size_t kMaxDynamicSharedBytes = 48 * 1024;
 
 namespace detail {
 
+// ---- execution contexts: switch stacks without a system call ------------------------------------
+#if defined(__x86_64__)
+// cuda_host_switch(save, to): saves the callee-saved registers, MXCSR and the x87 control word on
+// the current stack, stores the stack pointer in *save, and resumes the context saved at `to`.
+// Weak, so that several test sources may include this header.
+asm(R"(
+  .text
+  .weak cuda_host_switch
+  .hidden cuda_host_switch
+  .type cuda_host_switch,@function
+cuda_host_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size cuda_host_switch, .-cuda_host_switch
+)");
+extern "C" void cuda_host_switch(void** save, void* to);
+
+struct Context {
+  void* sp = nullptr;
+};
+// A fresh context that starts fn() (which must never return) on [stack, stack + bytes).
+inline void make_context(Context& c, void* stack, size_t bytes, void (*fn)()) {
+  auto top = reinterpret_cast<uintptr_t>(stack) + bytes;
+  top &= ~uintptr_t(15);
+  auto* w = reinterpret_cast<uint64_t*>(top);
+  *--w = 0;                                  // fn's (unused) return address: fn sees rsp ≡ 8 mod 16
+  *--w = reinterpret_cast<uint64_t>(fn);     // popped by the final `ret` of cuda_host_switch
+  for (int r = 0; r < 6; ++r) *--w = 0;      // rbp rbx r12 r13 r14 r15
+  *--w = 0x037F00001F80ull;                  // MXCSR default, x87 control word default
+  c.sp = w;
+}
+inline void swap_context(Context& from, Context& to) { cuda_host_switch(&from.sp, to.sp); }
+#else
+struct Context {
+  ucontext_t uc;
+};
+inline void make_context(Context& c, void* stack, size_t bytes, void (*fn)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = bytes;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, fn, 0);
+}
+inline void swap_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 // Accessors of the thread_local buffers behind `extern __shared__` names (CUDA_HOST_DYNAMIC_SHARED).
 inline std::vector<unsigned char* (*)()>& dynamic_shared_buffers() {
   static std::vector<unsigned char* (*)()> v;
@@ -116,7 +185,7 @@ struct RegisterDynamicShared {
 enum class State { kReady, kBlockWait, kWarpWait, kDone };
 
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   void* stack = nullptr;  // mmap'ed, lowest page is a guard
   size_t stack_bytes = 0;
   State state = State::kReady;
@@ -172,11 +241,7 @@ class BlockRunner {
       Fiber& f = fibers_[t];
       f.tid = uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
       f.state = State::kReady;
-      getcontext(&f.ctx);
-      f.ctx.uc_stack.ss_sp = static_cast<char*>(f.stack) + page();
-      f.ctx.uc_stack.ss_size = f.stack_bytes - page();
-      f.ctx.uc_link = &sched_;
-      makecontext(&f.ctx, reinterpret_cast<void (*)()>(&BlockRunner::entry), 0);
+      make_context(f.ctx, static_cast<char*>(f.stack) + page(), f.stack_bytes - page(), &BlockRunner::entry);
     }
     while (live_ > 0) {
       bool ran = false;
@@ -285,9 +350,10 @@ class BlockRunner {
     threadIdx = fibers_[t].tid;
 #if defined(CUDA_HOST_ASAN)
     void* fake = nullptr;
-    __sanitizer_start_switch_fiber(&fake, fibers_[t].ctx.uc_stack.ss_sp, fibers_[t].ctx.uc_stack.ss_size);
+    __sanitizer_start_switch_fiber(&fake, static_cast<char*>(fibers_[t].stack) + page(),
+                                   fibers_[t].stack_bytes - page());
 #endif
-    swapcontext(&sched_, &fibers_[t].ctx);
+    swap_context(sched_, fibers_[t].ctx);
 #if defined(CUDA_HOST_ASAN)
     __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
@@ -298,7 +364,7 @@ class BlockRunner {
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, sched_bottom_, sched_size_);
 #endif
-    swapcontext(&fibers_[current_].ctx, &sched_);
+    swap_context(fibers_[current_].ctx, sched_);
 #if defined(CUDA_HOST_ASAN)
     __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
@@ -320,13 +386,13 @@ class BlockRunner {
 #if defined(CUDA_HOST_ASAN)
     __sanitizer_start_switch_fiber(nullptr, r.sched_bottom_, r.sched_size_);
 #endif
-    // returning continues at uc_link = the scheduler
+    swap_context(r.fibers_[r.current_].ctx, r.sched_);  // never resumed: the block is done with it
   }
 
   std::vector<Fiber> fibers_;
   std::vector<unsigned> order_;
   std::vector<Warp> warps_;
-  ucontext_t sched_;
+  Context sched_;
   const std::function<void()>* body_ = nullptr;
   unsigned current_ = 0, live_ = 0, block_waiting_ = 0;
   std::exception_ptr error_;

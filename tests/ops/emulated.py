@@ -32,7 +32,9 @@ def load():
     build_dir = os.path.join(ROOT, "build", name)
     os.makedirs(build_dir, exist_ok=True)
     # -O1: the kernels run millions of tiny fiber switches, not heavy maths; keeps the build short.
-    cflags = ["-O1", "-std=c++20", "-g0"]
+    # -fno-extern-tls-init: `extern __shared__` becomes `extern thread_local`, whose (absent) TLS init
+    # function g++ would otherwise call through a null PLT entry.
+    cflags = ["-O1", "-std=c++20", "-g0", "-fno-extern-tls-init"]
     ldflags = []
     if asan:
         cflags += ["-fsanitize=address", "-fno-omit-frame-pointer"]

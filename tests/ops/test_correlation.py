@@ -105,30 +105,10 @@ def test_op_float32_matches_reference(s):
 @settings(max_examples=20)
 @given(settings_st.filter(_valid))
 def test_elementwise_path_float64_matches_reference(s):
-    # The per-element functions of correlation.h are what the CUDA kernels run.
-    _check_against_reference(s, torch.float64, torch.ops.flowmatch._correlation_elementwise,
-                             torch.ops.flowmatch._correlation_backward_elementwise, 1e-10)
-
-
-@needs_ext
-@settings(max_examples=15)
-@given(settings_st.filter(_valid))
-def test_cuda_forward_schedule_emulated_on_cpu(s):
-    # The CUDA forward kernel's blocks, threads and shared-memory tiles, run sequentially on the CPU
-    # with the same stage/accumulate/store functions (correlation_kernels.cuh).
-    n, c, h, w, k, md, s1, s2, p = s
-    f1, f2 = random_maps(n, c, h, w, seed=sum(s))
-    torch.testing.assert_close(torch.ops.flowmatch._correlation_cuda_emulated(f1, f2, p, k, md, s1, s2),
-                               correlation_reference(f1, f2, p, k, md, s1, s2), rtol=1e-12, atol=1e-12)
-
-
-@needs_ext
-def test_cuda_forward_schedule_splits_many_displacements():
-    # D = 1201 > 1024 displacements per axis: the kernel splits them over several blocks.
-    f1, f2 = random_maps(1, 2, 1, 1, seed=7)
-    args = (600, 1, 600, 1, 1)
-    torch.testing.assert_close(torch.ops.flowmatch._correlation_cuda_emulated(f1, f2, *args),
-                               torch.ops.flowmatch._correlation_elementwise(f1, f2, *args), rtol=0, atol=0)
+    # The per-element functions of correlation.h (the CUDA backward kernel runs them too; the CUDA
+    # kernels themselves are run on the CPU in test_cuda_emulated.py).  Test-only ops: own library.
+    _check_against_reference(s, torch.float64, torch.ops.flowmatch_testing.correlation_elementwise,
+                             torch.ops.flowmatch_testing.correlation_backward_elementwise, 1e-10)
 
 
 @needs_ext
@@ -388,3 +368,36 @@ def test_module_and_fallback_warning(monkeypatch):
     assert len(msgs) == 1  # said once
     torch.testing.assert_close(out1, ref)
     torch.testing.assert_close(out2, ref)
+
+
+@needs_ext
+def test_cpp_and_python_output_size_formulas_agree():
+    # correlation.h's corr_out_size (the op's output) and correlation_shape.py (the fake kernel,
+    # reference, cupy backend) are the two copies of the formula, one per language.
+    from flowmatch.ops.correlation_shape import correlation_output_shape
+    f = torch.zeros(2, 3, 11, 14)
+    for p, k, md, s1, s2 in [(0, 1, 0, 1, 1), (3, 3, 2, 2, 1), (4, 1, 4, 3, 2), (5, 3, 6, 2, 4), (1, 1, 1, 1, 3)]:
+        if 11 + 2 * p - 2 * md - k < 0:
+            continue
+        assert tuple(torch.ops.flowmatch.correlation(f, f, p, k, md, s1, s2).shape) == \
+            correlation_output_shape(f.shape, p, k, md, s1, s2)
+
+
+@needs_ext
+def test_backward_computes_only_the_requested_gradients():
+    f1, f2 = random_maps(1, 3, 6, 7, seed=2)
+    args = (2, 1, 2, 1, 1)
+    g = torch.randn(1, 25, 6, 7, dtype=torch.float64)
+    full1, full2 = torch.ops.flowmatch.correlation_backward(g, f1, f2, *args)
+    only1, none2 = torch.ops.flowmatch.correlation_backward(g, f1, f2, *args, [True, False])
+    none1, only2 = torch.ops.flowmatch.correlation_backward(g, f1, f2, *args, [False, True])
+    assert none1.numel() == 0 and none2.numel() == 0
+    torch.testing.assert_close(only1, full1, rtol=0, atol=0)
+    torch.testing.assert_close(only2, full2, rtol=0, atol=0)
+    # autograd asks for f1's gradient only when f2 does not require one
+    a = f1.clone().requires_grad_()
+    correlation(a, f2, *args).backward(g)
+    torch.testing.assert_close(a.grad, full1)
+    b = f2.clone().requires_grad_()
+    correlation(f1, b, *args).backward(g)
+    torch.testing.assert_close(b.grad, full2)
