@@ -213,8 +213,13 @@ inline size_t stack_size() {
 class BlockRunner {
  public:
   ~BlockRunner() {
-    for (Fiber& f : fibers_)
-      if (f.stack) munmap(f.stack, f.stack_bytes);
+    for (Fiber& f : fibers_) {
+      if (!f.stack) continue;
+#if defined(CUDA_HOST_ASAN)
+      ASAN_UNPOISON_MEMORY_REGION(f.stack, f.stack_bytes);  // the region may be mapped again for other data
+#endif
+      munmap(f.stack, f.stack_bytes);
+    }
   }
 
   void run(const std::function<void()>& body, dim3 block, uint3 bidx, size_t smem_bytes) {
@@ -241,6 +246,10 @@ class BlockRunner {
       Fiber& f = fibers_[t];
       f.tid = uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
       f.state = State::kReady;
+#if defined(CUDA_HOST_ASAN)
+      // The previous fiber on this stack never returned from entry(): clear its stale redzones.
+      ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(f.stack) + f.stack_bytes - 16384, 16384);
+#endif
       make_context(f.ctx, static_cast<char*>(f.stack) + page(), f.stack_bytes - page(), &BlockRunner::entry);
     }
     while (live_ > 0) {

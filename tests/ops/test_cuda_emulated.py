@@ -201,3 +201,29 @@ def test_emulated_patchmatch_and_cpu_op_share_stages(emu):
     _, c_bf = patchmatch_bruteforce(a, b)
     assert (c_cpu == c_bf).float().mean() > 0.97 and (c_gpu == c_bf).float().mean() > 0.97
     assert bool((c_gpu >= c_bf).all())
+
+
+# ---- AddressSanitizer -------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_emulated_kernels_under_address_sanitizer(tmp_path):
+    # The same tests against an -fsanitize=address build: global reads/writes outside the tensors and
+    # shared-memory accesses past the launch's smem_bytes (poisoned by cuda_host.h) abort with a
+    # report.  ~2 min on 2 cores (build ~40 s).
+    import os
+    import shutil
+    import subprocess
+    import sys
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    libasan = subprocess.run([gcc, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip() \
+        if gcc else ""
+    if not libasan or not os.path.isabs(libasan):
+        pytest.skip("libasan not found")
+    log = tmp_path / "asan"
+    env = dict(os.environ, FLOWMATCH_EMULATED_ASAN="1", LD_PRELOAD=libasan,
+               ASAN_OPTIONS=f"detect_leaks=0:log_path={log}")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:faulthandler",
+                           "-m", "cuda_emulated and not slow", __file__], env=env, capture_output=True, text=True,
+                          timeout=900)
+    reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
+    assert proc.returncode == 0 and not reports, (proc.stdout[-3000:], reports[:6000])
