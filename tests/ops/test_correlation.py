@@ -20,6 +20,8 @@ from flowmatch.nn import Correlation, SpatialCorrelationSampler
 from flowmatch.ops import correlation, spatial_correlation_sample
 from flowmatch.ops.correlation_reference import correlation_banded_gemm, correlation_reference
 
+from devices import over_devices
+
 corr_mod = importlib.import_module("flowmatch.ops.correlation")
 needs_ext = pytest.mark.skipif(not corr_mod.extension_available(), reason="flowmatch._C not built (make build)")
 
@@ -75,7 +77,7 @@ def _valid(s):
     return h + 2 * p - 2 * md - k >= 0 and w + 2 * p - 2 * md - k >= 0
 
 
-def _check_against_reference(s, dtype, op, bwd_op, tol):
+def _check_against_reference(s, dtype, op, bwd_op, tol, device="cpu"):
     n, c, h, w, k, md, s1, s2, p = s
     args = (p, k, md, s1, s2)
     f1, f2 = random_maps(n, c, h, w, seed=sum(s))
@@ -84,21 +86,23 @@ def _check_against_reference(s, dtype, op, bwd_op, tol):
     ref = correlation_reference(a, b, *args)
     g = torch.randn_like(ref)
     ga, gb = torch.autograd.grad(ref, (a, b), g)
-    out = op(f1.to(dtype), f2.to(dtype), *args)
-    g1, g2 = bwd_op(g.to(dtype), f1.to(dtype), f2.to(dtype), *args)
-    assert out.dtype == dtype and out.shape == ref.shape
-    torch.testing.assert_close(out.double(), ref.detach(), rtol=tol, atol=tol)
-    torch.testing.assert_close(g1.double(), ga, rtol=tol, atol=tol)
-    torch.testing.assert_close(g2.double(), gb, rtol=tol, atol=tol)
+    on = dict(dtype=dtype, device=device)
+    out = op(f1.to(**on), f2.to(**on), *args)
+    g1, g2 = bwd_op(g.to(**on), f1.to(**on), f2.to(**on), *args)
+    assert out.dtype == dtype and out.shape == ref.shape and out.device.type == device
+    torch.testing.assert_close(out.double().cpu(), ref.detach(), rtol=tol, atol=tol)
+    torch.testing.assert_close(g1.double().cpu(), ga, rtol=tol, atol=tol)
+    torch.testing.assert_close(g2.double().cpu(), gb, rtol=tol, atol=tol)
 
 
 @needs_ext
+@over_devices
 @settings(max_examples=20)
 @given(settings_st.filter(_valid))
-def test_op_float32_matches_reference(s):
-    # float32 with stride1 = 1 runs the SIMD kernels; stride1 > 1 the per-element path.
+def test_op_float32_matches_reference(device, s):
+    # CPU: float32 with stride1 = 1 runs the SIMD kernels; stride1 > 1 the per-element path.
     _check_against_reference(s, torch.float32, torch.ops.flowmatch.correlation,
-                             torch.ops.flowmatch.correlation_backward, 2e-5)
+                             torch.ops.flowmatch.correlation_backward, 2e-5, device)
 
 
 @needs_ext
@@ -112,11 +116,13 @@ def test_elementwise_path_float64_matches_reference(s):
 
 
 @needs_ext
-def test_flownetc_settings_match_reference():
+@over_devices
+def test_flownetc_settings_match_reference(device):
     f1, f2 = random_maps(1, 32, 24, 30, dtype=torch.float32)
-    out = correlation(f1, f2, pad_size=20, kernel_size=1, max_displacement=20, stride1=1, stride2=2)
-    assert out.shape == (1, 441, 24, 30)
-    torch.testing.assert_close(out, correlation_reference(f1, f2, 20, 1, 20, 1, 2), rtol=1e-5, atol=1e-6)
+    out = correlation(f1.to(device), f2.to(device), pad_size=20, kernel_size=1, max_displacement=20, stride1=1,
+                      stride2=2)
+    assert out.shape == (1, 441, 24, 30) and out.device.type == device
+    torch.testing.assert_close(out.cpu(), correlation_reference(f1, f2, 20, 1, 20, 1, 2), rtol=1e-5, atol=1e-6)
 
 
 @needs_ext
@@ -142,12 +148,13 @@ def test_avx2_and_scalar_fallbacks_match_reference():
 
 
 @needs_ext
+@over_devices
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_accumulates_in_float32(dtype):
+def test_half_precision_accumulates_in_float32(dtype, device):
     # 512 channels of values ~1: a float16 running sum would lose ~3 digits; float32 accumulation keeps
     # the error at the output rounding.
     f1, f2 = random_maps(1, 512, 6, 8, dtype=torch.float32, seed=3)
-    f1, f2 = (f1 + 1).to(dtype), (f2 + 1).to(dtype)
+    f1, f2 = (f1 + 1).to(dtype).to(device), (f2 + 1).to(dtype).to(device)
     out = correlation(f1, f2, pad_size=1, kernel_size=1, max_displacement=1)
     ref = correlation_reference(f1.double(), f2.double(), 1, 1, 1, 1, 1)
     assert out.dtype == dtype
@@ -159,9 +166,10 @@ def test_half_precision_accumulates_in_float32(dtype):
 
 
 @needs_ext
+@over_devices
 @pytest.mark.parametrize("p,k,md,s1,s2", [(1, 1, 1, 1, 1), (1, 3, 1, 1, 1), (2, 1, 2, 2, 2)])
-def test_gradcheck_and_gradgradcheck(p, k, md, s1, s2):
-    f1, f2 = random_maps(1, 2, 4, 5, seed=k + s1)
+def test_gradcheck_and_gradgradcheck(p, k, md, s1, s2, device):
+    f1, f2 = (t.to(device) for t in random_maps(1, 2, 4, 5, seed=k + s1))
     f1.requires_grad_()
     f2.requires_grad_()
 
