@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from flowmatch import descriptors_dense as dd  # noqa: E402
+from flowmatch.pipelines.patchbatch import network as dd  # noqa: E402
 from flowmatch.models.patchbatch import LEAK, PatchBatchNet, fused_layers  # noqa: E402
 
 H, W = 436, 1024
@@ -103,7 +103,7 @@ def child_rss(tile: int, width: float) -> dict:
     would carry the parent's peak over fork/exec) before and after, and the time."""
     code = (f"import resource,time,torch,numpy as np,sys; sys.path.insert(0,{os.getcwd()!r});"
             f"torch.set_num_threads({torch.get_num_threads()});"
-            "from benchmarks.bench_descriptors import test_image; from flowmatch import descriptors_dense as dd;"
+            "from benchmarks.bench_descriptors import test_image; from flowmatch.pipelines.patchbatch import network as dd;"
             f"from flowmatch.models.patchbatch import PatchBatchNet; net=PatchBatchNet('dense',width={width}).eval();"
             "hwm=lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])/1024;"
             "img=test_image(); base=hwm();"

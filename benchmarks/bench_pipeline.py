@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import flowmatch  # noqa: E402
 from flowmatch._paths import real_data_dir  # noqa: E402
-from flowmatch.matching import patchbatch_flow  # noqa: E402
+from flowmatch.pipelines.patchbatch import patchbatch_flow  # noqa: E402
 
 
 def load_case(name: str):
@@ -61,7 +61,7 @@ def main() -> None:
         runners["deepflow (OpenCV contrib)"] = lambda: (cv2.optflow.createOptFlow_DeepFlow().calc(g1, g2, None), {})
     model = None
     if args.descriptor == "patchbatch":
-        from flowmatch.descriptors_dense import load_descriptor_model
+        from flowmatch.pipelines.patchbatch import load_descriptor_model
         model = load_descriptor_model()
     for preset in args.presets.split(","):
         def run(preset=preset):

@@ -5,7 +5,8 @@
     flowmatch.methods()                             # every method and whether it can run here
     cost = flowmatch.ops.correlation(f1, f2, ...)   # FlowNet cost volume, autograd + torch.compile
 
-Submodules load on first use: io, viz, metrics, warp, ops, nn, models, data, losses, evaluate, video.
+Submodules load on first use: io, image, viz, metrics, warp, ops, nn, models, data, losses, evaluate,
+evaluation, pipelines, video (layers: ARCHITECTURE.md).
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from .methods import best_method, flow, get_method, methods
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"io", "viz", "metrics", "warp", "ops", "nn", "models", "data", "losses", "evaluate",
-               "video", "checkpoint", "descriptors_dense", "matching", "train"}
+_SUBMODULES = {"io", "image", "viz", "metrics", "warp", "ops", "nn", "models", "data", "losses", "evaluate",
+               "evaluation", "video", "checkpoint", "pipelines", "train"}
 # Public functions that live in submodules, loaded lazily: name -> "module:attribute".
 _LAZY = {
-    "descriptors": "flowmatch.descriptors_dense:descriptors",
+    "descriptors": "flowmatch.pipelines.patchbatch.network:descriptors",
     "read_flow": "flowmatch.io:read_flow",
     "write_flow": "flowmatch.io:write_flow",
     "read_image": "flowmatch.io:read_image",

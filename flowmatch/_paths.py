@@ -21,3 +21,21 @@ def real_data_dir() -> str | None:
     """The real sample pairs (../shared/data/real beside the checkout, or $FLOWMATCH_REAL_DATA); None if absent."""
     cand = os.environ.get("FLOWMATCH_REAL_DATA") or os.path.join(REPO_DIR, "..", "shared", "data", "real")
     return os.path.abspath(cand) if os.path.isdir(cand) else None
+
+
+# Shipped weights: name -> file in weights_dir().
+FLOWNET_WEIGHTS = {"flownets": "flownets_small_synthetic.safetensors",
+                   "flownetc": "flownetc_small_synthetic.safetensors"}
+DESCRIPTOR_WEIGHTS = {"dense": "patchbatch_dense.safetensors", "paper": "patchbatch_paper.safetensors"}
+
+
+def shipped_weights(kind: str) -> str:
+    """Path of the shipped FlowNet weights of `kind` ("flownets" or "flownetc");
+    MethodUnavailableError when the file is missing."""
+    from .errors import MethodUnavailableError
+
+    path = weights_path(FLOWNET_WEIGHTS[kind])
+    if not os.path.isfile(path):
+        raise MethodUnavailableError(f"the shipped {kind} weights {path!r} are missing; reinstall flowmatch, set "
+                                     f"FLOWMATCH_WEIGHTS, or pass weights=PATH (train with `flowmatch train {kind}`)")
+    return path

@@ -15,13 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowmatch", description="Optical flow and dense correspondence.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"flowmatch.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"flowmatch.commands.{name}":
-                continue  # not written yet
-            raise
-        mod.register(sub)
+        importlib.import_module(f"flowmatch.commands.{name}").register(sub)
     return parser
 
 

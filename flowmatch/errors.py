@@ -30,3 +30,7 @@ class CheckpointError(FlowmatchError, ValueError):
 
 class MethodUnavailableError(FlowmatchError, RuntimeError):
     """A flow method that cannot run here (missing extension, weights, package or GPU)."""
+
+
+class OutputConflictError(FlowmatchError, ValueError):
+    """An output path that would overwrite an input (or another output of the same command)."""

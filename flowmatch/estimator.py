@@ -24,67 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._paths import shipped_weights
 from .errors import InputError
+from .image import to_batch
 from .models.flownet import _FlowNetBase, build_model
 
 MULTIPLE = 64
 PRECISIONS = ("fp32", "fp16", "bf16")
-
-
-def _to_batch(x: Any, name: str) -> tuple[torch.Tensor, bool, bool]:
-    """Frame(s) -> (N×3×H×W float32 in [0, 1], batched?, was_numpy?).
-
-    numpy: H×W, H×W×C or N×H×W×C; torch: H×W, C×H×W or N×C×H×W; C in {1, 3} (4: alpha dropped)."""
-    is_numpy = isinstance(x, np.ndarray)
-    if is_numpy:
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise InputError(f"{name} has unsupported dtype {x.dtype}")
-        dtype_max = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(x.dtype)
-        if x.ndim == 2:
-            x = x[None, :, :, None]
-            batched = False
-        elif x.ndim == 3:
-            x, batched = x[None], False
-        elif x.ndim == 4:
-            batched = True
-        else:
-            raise InputError(f"{name} must be H×W, H×W×C or N×H×W×C as a numpy array, got shape {x.shape}")
-        t = torch.from_numpy(np.ascontiguousarray(x).astype(np.float32, copy=False)).permute(0, 3, 1, 2)
-    elif isinstance(x, torch.Tensor):
-        dtype_max = {torch.uint8: 255.0}.get(x.dtype)
-        if getattr(torch, "uint16", None) is not None and x.dtype == torch.uint16:
-            dtype_max = 65535.0
-        if x.is_complex() or x.dtype == torch.bool:
-            raise InputError(f"{name} has unsupported dtype {x.dtype}")
-        if x.ndim == 2:
-            x, batched = x[None, None], False
-        elif x.ndim == 3:
-            x, batched = x[None], False
-        elif x.ndim == 4:
-            batched = True
-        else:
-            raise InputError(f"{name} must be H×W, C×H×W or N×C×H×W as a torch tensor, got shape {tuple(x.shape)}")
-        t = x.detach().float()
-    else:
-        raise InputError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
-    c = t.shape[1]
-    if c == 4:
-        t = t[:, :3]
-    elif c == 1:
-        t = t.expand(-1, 3, -1, -1)
-    elif c != 3:
-        layout = "N×H×W×C / H×W×C" if is_numpy else "N×C×H×W / C×H×W"
-        raise InputError(f"{name} has {c} channels (layout {layout}); expected 1 (grey), 3 (RGB) or 4 (RGBA)")
-    n, _, h, w = t.shape
-    if n == 0 or h < 2 or w < 2:
-        raise InputError(f"{name} is {w}×{h} pixels (batch {n}); at least one frame of 2×2 pixels is needed")
-    if not torch.isfinite(t).all():
-        raise InputError(f"{name} contains NaN or infinite values")
-    if dtype_max is not None:
-        t = t / dtype_max
-    elif t.numel() and t.max() > 1.5:  # float images in [0, 255] (as the method registry passes them)
-        t = t / 255.0
-    return t, batched, is_numpy
 
 
 class FlowEstimator:
@@ -131,8 +77,6 @@ class FlowEstimator:
     @classmethod
     def from_pretrained(cls, kind: str = "flownets", **kwargs: Any) -> "FlowEstimator":
         """The weights shipped in flowmatch/weights (small, trained on procedural data only)."""
-        from .methods.flownet import shipped_weights
-
         return cls.from_checkpoint(shipped_weights(kind), kind, **kwargs)
 
     # -- inference ---------------------------------------------------------------------------
@@ -181,8 +125,8 @@ class FlowEstimator:
         device) for torch input; float32."""
         if img2 is None:
             raise InputError("two frames are needed (img1, img2); only one was given")
-        a, batched_a, np_a = _to_batch(img1, "img1")
-        b, batched_b, np_b = _to_batch(img2, "img2")
+        a, batched_a, np_a = to_batch(img1, "img1")
+        b, batched_b, np_b = to_batch(img2, "img2")
         if a.shape != b.shape or batched_a != batched_b:
             raise InputError(f"img1 and img2 must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)} "
                              "(as N×3×H×W)")

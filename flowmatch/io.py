@@ -22,7 +22,9 @@ from typing import IO, Any
 import numpy as np
 
 from ._atomic import atomic_open
+from ._image_headers import decode_image_bytes
 from .errors import FlowFormatError, InputError
+from .image import as_flow, as_mask, to_numpy
 
 FLO_TAG = 202021.25
 FLO_UNKNOWN = 1e10          # what we write for invalid pixels (readers treat |x| > 1e9 as unknown)
@@ -50,37 +52,6 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
             return fh.read()
     except OSError as exc:
         raise FlowFormatError(f"cannot read {os.fspath(path)!r}: {exc}") from exc
-
-
-def _as_numpy(x: Any, name: str) -> np.ndarray:
-    """numpy view of an array-like or a (CPU or GPU) torch tensor."""
-    if type(x).__module__.startswith("torch"):
-        x = x.detach().cpu().numpy()
-    if not isinstance(x, np.ndarray):
-        raise InputError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
-    return x
-
-
-def _check_flow(flow: Any, name: str = "flow") -> np.ndarray:
-    """Validate an H×W×2 flow array (numpy or torch) and return it as float32 numpy."""
-    flow = _as_numpy(flow, name)
-    if flow.ndim != 3 or flow.shape[2] != 2:
-        raise InputError(f"{name} must be H×W×2 (x then y, pixels), got shape {tuple(flow.shape)}")
-    if flow.shape[0] < 1 or flow.shape[1] < 1:
-        raise InputError(f"{name} is empty: shape {tuple(flow.shape)}")
-    if not (np.issubdtype(flow.dtype, np.floating) or np.issubdtype(flow.dtype, np.integer)):
-        raise InputError(f"{name} must be a float array, got dtype {flow.dtype}")
-    return flow.astype(np.float32, copy=False)
-
-
-def _check_valid(valid: Any, shape: tuple[int, int], name: str = "valid") -> np.ndarray:
-    """An H×W bool mask (any dtype; nonzero = True); all True when `valid` is None."""
-    if valid is None:
-        return np.ones(shape, dtype=bool)
-    valid = _as_numpy(valid, name)
-    if valid.shape != tuple(shape):
-        raise InputError(f"{name} must be H×W = {shape}, got shape {tuple(valid.shape)}")
-    return valid.astype(bool, copy=False)
 
 
 def _ext(path: str | os.PathLike) -> str:
@@ -134,8 +105,8 @@ def write_flo(path: str | os.PathLike, flow: Any, valid: Any = None) -> None:
     """Write flow (H×W×2 float, pixels, x first) as Middlebury .flo, atomically.
 
     Pixels where `valid` (H×W bool) is False are stored as 1e10 ("unknown")."""
-    flow = _check_flow(flow)
-    valid = _check_valid(valid, flow.shape[:2])
+    flow = as_flow(flow)
+    valid = as_mask(valid, flow.shape[:2], default=True)
     _check_finite_where_valid(flow, valid, path)
     out = flow.copy()
     out[~valid] = FLO_UNKNOWN
@@ -151,96 +122,12 @@ def _check_finite_where_valid(flow: np.ndarray, valid: np.ndarray, path: Any) ->
 
 # ----------------------------------------------------------------------------- KITTI PNG
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}   # by IHDR colour type
-# deflate cannot compress better than about 1032:1, so a PNG whose pixel data would exceed this many
-# times its file size is lying about its dimensions.
-_DEFLATE_MAX_RATIO = 1100
-
-
-def _check_png_header(data: bytes, path: str) -> None:
-    """Reject a PNG whose IHDR size cannot fit in the file (before the decoder allocates it)."""
-    if len(data) < 33 or data[12:16] != b"IHDR":
-        raise FlowFormatError(f"{path!r}: PNG without a complete IHDR header (truncated or corrupt)")
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    depth, ctype = data[24], data[25]
-    if width < 1 or height < 1 or ctype not in _PNG_CHANNELS or depth not in (1, 2, 4, 8, 16):
-        raise FlowFormatError(f"{path!r}: invalid PNG header (size {width}×{height}, bit depth {depth}, "
-                              f"colour type {ctype})")
-    row_bytes = 1 + (width * depth * _PNG_CHANNELS[ctype] + 7) // 8
-    if height * row_bytes > _DEFLATE_MAX_RATIO * len(data):
-        raise FlowFormatError(f"{path!r}: PNG header claims {width}×{height} pixels, more than a "
-                              f"{len(data)}-byte file can hold (corrupt)")
-
-
-def _pnm_tokens(data: bytes, count: int) -> tuple[list[int], int]:
-    """The first `count` integer header fields after the 2-byte magic of a PNM file (comments
-    skipped) and the offset just past them."""
-    tokens: list[int] = []
-    i, n = 2, min(len(data), 4096)
-    while len(tokens) < count:
-        while i < n and (data[i:i + 1].isspace() or data[i:i + 1] == b"#"):
-            if data[i:i + 1] == b"#":
-                while i < n and data[i:i + 1] not in (b"\n", b"\r"):
-                    i += 1
-            i += 1
-        j = i
-        while j < n and data[j:j + 1].isdigit():
-            j += 1
-        if j == i or j - i > 9:
-            raise ValueError("bad PNM header field")
-        tokens.append(int(data[i:j]))
-        i = j
-    return tokens, i + 1
-
-
-def _check_pnm_header(data: bytes, path: str) -> None:
-    """Reject a PBM/PGM/PPM whose header size cannot fit in the file (before decoding)."""
-    kind = data[1:2]
-    try:
-        fields, offset = _pnm_tokens(data, 2 if kind in (b"1", b"4") else 3)
-    except ValueError:
-        raise FlowFormatError(f"{path!r}: corrupt PNM (PBM/PGM/PPM) header") from None
-    width, height = fields[0], fields[1]
-    maxval = fields[2] if len(fields) == 3 else 1
-    if width < 1 or height < 1 or not 1 <= maxval <= 65535:
-        raise FlowFormatError(f"{path!r}: invalid PNM header (size {width}×{height}, maxval {maxval})")
-    channels = 3 if kind in (b"3", b"6") else 1
-    if kind == b"4":
-        need = height * ((width + 7) // 8)
-    elif kind in (b"5", b"6"):
-        need = width * height * channels * (1 if maxval < 256 else 2)
-    else:  # ASCII: at least one character per sample
-        need = width * height * channels
-    if len(data) - offset < need:
-        raise FlowFormatError(f"{path!r}: PNM header says {width}×{height} but the file holds only "
-                              f"{len(data)} bytes (truncated or corrupt)")
-
-
-def _decode_image_bytes(data: bytes, path: str) -> np.ndarray:
-    import cv2
-
-    if not data:
-        raise FlowFormatError(f"{path!r} is empty")
-    if data.startswith(_PNG_SIGNATURE):
-        _check_png_header(data, path)
-    elif len(data) >= 2 and data[:1] == b"P" and data[1:2] in b"123456":
-        _check_pnm_header(data, path)
-    try:
-        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise FlowFormatError(f"{path!r} cannot be decoded as an image: {exc}") from exc
-    if img is None:
-        raise FlowFormatError(f"{path!r} cannot be decoded as an image (corrupt or unsupported format)")
-    return img
-
-
 def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read a KITTI flow PNG (16-bit RGB: u = (R - 2^15)/64, v = (G - 2^15)/64, valid = B > 0).
 
     Returns flow (float32 H×W×2, pixels, x first; 0 where invalid) and valid (bool H×W)."""
     path = os.fspath(path)
-    img = _decode_image_bytes(_read_bytes(path), path)
+    img = decode_image_bytes(_read_bytes(path), path)
     if img.dtype != np.uint16 or img.ndim != 3 or img.shape[2] != 3:
         raise FlowFormatError(f"{path!r} is not a KITTI flow PNG: expected 16-bit 3-channel, got dtype "
                               f"{img.dtype} with shape {img.shape}")
@@ -268,8 +155,8 @@ def write_kitti_flow(path: str | os.PathLike, flow: Any, valid: Any = None) -> N
 
     Values are rounded to 1/64 px and clipped to the representable range [-512, 512) px, as the
     KITTI devkit does; pixels with valid False get B = 0 (and u = v = 0)."""
-    flow = _check_flow(flow)
-    valid = _check_valid(valid, flow.shape[:2])
+    flow = as_flow(flow)
+    valid = as_mask(valid, flow.shape[:2], default=True)
     _check_finite_where_valid(flow, valid, path)
     enc = np.where(valid[..., None], flow, 0.0) * KITTI_SCALE + KITTI_OFFSET
     enc = np.clip(np.rint(enc), 0, 65535).astype(np.uint16)
@@ -324,7 +211,7 @@ def _encode_pfm(fh: IO[bytes], arr: np.ndarray) -> None:
 def write_pfm(path: str | os.PathLike, arr: Any) -> None:
     """Write a float array H×W, H×W×2 (padded with a zero third channel) or H×W×3 as little-endian
     PFM, atomically."""
-    arr = _as_numpy(arr, "arr")
+    arr = to_numpy(arr, "arr")
     if arr.ndim == 3 and arr.shape[2] == 2:
         arr = np.concatenate([arr, np.zeros(arr.shape[:2] + (1,), dtype=arr.dtype)], axis=2)
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)) or 0 in arr.shape:
@@ -370,8 +257,8 @@ def write_flow(path: str | os.PathLike, flow: Any, valid: Any = None) -> None:
     elif ext == ".png":
         write_kitti_flow(path, flow, valid)
     elif ext == ".pfm":
-        flow = _check_flow(flow)
-        valid = _check_valid(valid, flow.shape[:2])
+        flow = as_flow(flow)
+        valid = as_mask(valid, flow.shape[:2], default=True)
         _check_finite_where_valid(flow, valid, path)
         write_pfm(path, np.where(valid[..., None], flow, np.float32(np.nan)))
     else:
@@ -388,7 +275,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = os.fspath(path)
     if _ext(path) == ".pfm":
         return read_pfm(path)
-    img = _decode_image_bytes(_read_bytes(path), path)
+    img = decode_image_bytes(_read_bytes(path), path)
     if img.dtype not in (np.uint8, np.uint16):
         raise FlowFormatError(f"{path!r} has unsupported pixel type {img.dtype}; expected 8 or 16 bit")
     if img.ndim == 3:
@@ -405,7 +292,7 @@ def write_image(path: str | os.PathLike, img: Any) -> None:
     """Write an image (H×W, H×W×1 or H×W×3 RGB; uint8 or uint16 for PNG/TIFF) atomically,
     format by extension (.png, .ppm, .jpg, ...)."""
     path = os.fspath(path)
-    img = _as_numpy(img, "img")
+    img = to_numpy(img, "img")
     ext = _ext(path)
     if ext not in IMAGE_EXTENSIONS:
         raise InputError(f"{path!r}: unknown image extension {ext!r}; use one of {', '.join(IMAGE_EXTENSIONS)}")
@@ -434,7 +321,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
 def write_mask(path: str | os.PathLike, mask: Any) -> None:
     """Write a bool H×W mask as an 8-bit PNG (True = 255), atomically."""
-    mask = _as_numpy(mask, "mask")
+    mask = to_numpy(mask, "mask")
     if mask.ndim != 2:
         raise InputError(f"mask must be H×W, got shape {tuple(mask.shape)}")
     write_image(path, (mask != 0).astype(np.uint8) * 255)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .image import as_flow, as_image, as_mask
 
 # Segment lengths of the Middlebury colour wheel.
 WHEEL_SEGMENTS = (("RY", 15), ("YG", 6), ("GC", 4), ("CB", 11), ("BM", 13), ("MR", 6))
@@ -42,26 +43,6 @@ def color_wheel() -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
-def _flow_np(flow: Any, name: str = "flow") -> np.ndarray:
-    if type(flow).__module__.startswith("torch"):
-        flow = flow.detach().cpu().numpy()
-    flow = np.asarray(flow)
-    if flow.ndim != 3 or flow.shape[2] != 2:
-        raise InputError(f"{name} must be H×W×2 (pixels, x then y), got shape {flow.shape}")
-    return flow.astype(np.float64)
-
-
-def _valid_np(valid: Any, shape: tuple[int, int]) -> np.ndarray:
-    if valid is None:
-        return np.ones(shape, dtype=bool)
-    if type(valid).__module__.startswith("torch"):
-        valid = valid.detach().cpu().numpy()
-    valid = np.asarray(valid)
-    if valid.shape != shape:
-        raise InputError(f"valid must be H×W = {shape}, got shape {valid.shape}")
-    return valid.astype(bool)
-
-
 def flow_to_color(flow: Any, max_radius: float | None = None, valid: Any = None) -> np.ndarray:
     """Middlebury colour coding of a flow field.
 
@@ -73,8 +54,8 @@ def flow_to_color(flow: Any, max_radius: float | None = None, valid: Any = None)
     Returns:
         uint8 H×W×3 RGB image.
     """
-    f = _flow_np(flow)
-    ok = _valid_np(valid, f.shape[:2]) & np.isfinite(f).all(axis=2)
+    f = as_flow(flow, "flow", np.float64, nonempty=False)
+    ok = as_mask(valid, f.shape[:2], default=True) & np.isfinite(f).all(axis=2)
     f = np.where(ok[..., None], f, 0.0)
     rad = np.hypot(f[..., 0], f[..., 1])
     if max_radius is None:
@@ -104,10 +85,10 @@ def error_map(flow: Any, gt: Any, valid: Any = None) -> np.ndarray:
     flow, gt: H×W×2, pixels, x first; valid: optional H×W bool.  Bins (pixels): <3/16, <3/8, <3/4,
     <1.5, <3, <6, <12, <24, <48, >=48 coloured from dark blue to dark red.  Invalid pixels (and
     pixels where either field is not finite) are black.  Returns uint8 H×W×3 RGB."""
-    f, g = _flow_np(flow, "flow"), _flow_np(gt, "gt")
+    f, g = as_flow(flow, "flow", np.float64, nonempty=False), as_flow(gt, "gt", np.float64, nonempty=False)
     if f.shape != g.shape:
         raise InputError(f"flow and gt differ in size: {f.shape} vs {g.shape}")
-    ok = _valid_np(valid, f.shape[:2]) & np.isfinite(f).all(axis=2) & np.isfinite(g).all(axis=2)
+    ok = as_mask(valid, f.shape[:2], default=True) & np.isfinite(f).all(axis=2) & np.isfinite(g).all(axis=2)
     err = np.hypot(*(np.where(ok[..., None], f - g, 0.0).transpose(2, 0, 1)))
     idx = np.clip(np.searchsorted(np.asarray(ERROR_EDGES), err, side="right") - 1, 0, len(ERROR_COLORS) - 1)
     out = ERROR_COLORS[idx]
@@ -116,8 +97,6 @@ def error_map(flow: Any, gt: Any, valid: Any = None) -> np.ndarray:
 
 
 def _to_rgb8(img: Any) -> np.ndarray:
-    from .methods.registry import as_image
-
     return np.clip(np.rint(as_image(img, "img1")), 0, 255).astype(np.uint8)
 
 
@@ -138,13 +117,13 @@ def make_panel(img1: Any, flow: Any, gt: Any = None, valid: Any = None,
 
     Flow and ground truth share one colour scale: max_radius, else the largest valid |gt| (or |flow|
     without gt)."""
-    f = _flow_np(flow)
+    f = as_flow(flow, "flow", np.float64, nonempty=False)
     frame = _to_rgb8(img1)
     if frame.shape[:2] != f.shape[:2]:
         raise InputError(f"img1 is {frame.shape[1]}×{frame.shape[0]} but flow is {f.shape[1]}×{f.shape[0]}")
     if gt is not None:
-        g = _flow_np(gt, "gt")
-        v = _valid_np(valid, g.shape[:2]) & np.isfinite(g).all(axis=2)
+        g = as_flow(gt, "gt", np.float64, nonempty=False)
+        v = as_mask(valid, g.shape[:2], default=True) & np.isfinite(g).all(axis=2)
         if max_radius is None:
             mags = np.hypot(g[..., 0], g[..., 1])[v]
             max_radius = float(mags.max()) if mags.size and mags.max() > 0 else None

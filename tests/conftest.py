@@ -1,9 +1,13 @@
 import os
+import sys
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from flowmatch._paths import real_data_dir
+
+# tests in sub-folders (mirroring the package) import the shared dataset-layout builders tests/layouts.py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 settings.register_profile("default", deadline=None, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow])

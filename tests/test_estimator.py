@@ -151,7 +151,7 @@ SHIPPED_EVAL = {"flownets": (192, 256, 40.0), "flownetc": (128, 192, 30.0)}
 @pytest.mark.parametrize("kind", ["flownets", "flownetc"])
 def test_shipped_weights_beat_zero_flow(kind):
     """The shipped (synthetic-trained) model on held-out procedural pairs beats zero flow clearly."""
-    from flowmatch.methods.flownet import SHIPPED
+    from flowmatch._paths import FLOWNET_WEIGHTS as SHIPPED
     from flowmatch._paths import weights_path
     from flowmatch.train.flownet import heldout_pairs
     import flowmatch

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from flowmatch.data.patch_pairs import PatchPairSampler, normalize_gray, patch_offsets, to_gray
+from flowmatch.data.patch_pairs import PatchPairSampler, patch_offsets
+from flowmatch.image import normalize_gray, to_gray
 from flowmatch.errors import InputError
 
 
@@ -107,15 +108,16 @@ def test_works_on_generator_pairs():
 
 
 def test_works_on_real_cases(real_data):
-    from flowmatch.train.patchbatch import load_case, real_cases
+    from flowmatch.train.patchbatch_data import heldout_real_frames
 
-    cases = [load_case(c) for c in real_cases(real_data) if "kitti" in c or "alley_1_clean" in c]
+    cases = [c for c in heldout_real_frames(real_data) if "kitti" in c.name or "alley_1_clean" in c.name]
+    assert len(cases) == 2
     s = PatchPairSampler(cases, patch_size=62, augment=False, seed=0)
     t = s.sample(64)
     for i in range(64):
         c = cases[t.frame[i]]
         x, y = t.xy1[i].astype(int)
-        assert c["valid"][y, x] and (c["occlusion"] is None or not c["occlusion"][y, x])
+        assert c.valid[y, x] and (c.occlusion is None or not c.occlusion[y, x])
 
 
 def test_bad_inputs():
@@ -138,7 +140,7 @@ def test_works_on_sintel_and_kitti_readers(tmp_path):
     """Tiny Sintel and KITTI 2012 layouts written from generated pairs, read by flowmatch.data.datasets."""
     from flowmatch import io
     from flowmatch.data.synthetic import generate_pair
-    from flowmatch.train.patchbatch import build_frames
+    from flowmatch.data.sources import TrainingSources
 
     pairs = [generate_pair(64, 80, seed=s) for s in range(2)]
     sintel = tmp_path / "sintel" / "training"
@@ -157,9 +159,13 @@ def test_works_on_sintel_and_kitti_readers(tmp_path):
     sparse[::3, ::2] = True
     for sub in ("flow_occ", "flow_noc"):
         io.write_flow(kitti / sub / "000000_10.png", pairs[1].flow, sparse)
-    frames, weights = build_frames([f"sintel:{tmp_path / 'sintel'}", f"kitti2012:{tmp_path / 'kitti'}"], (), 4, 0,
-                                   64, 0.3)
-    assert len(frames) == 2 and weights == [1.0, 1.0]
+    src = TrainingSources.from_specs([f"sintel:{tmp_path / 'sintel'}", f"kitti2012:{tmp_path / 'kitti'}"])
+    drawn = {}
+    for k in range(20):  # two sources of weight 1: both come up
+        f = src.draw(np.random.default_rng(k))
+        drawn[f.name] = f
+    frames = sorted(drawn.values(), key=lambda f: f.name)
+    assert len(frames) == 2
     s = PatchPairSampler(frames, patch_size=21, augment=False, seed=0)
     t = s.sample(200)
     for i in range(200):

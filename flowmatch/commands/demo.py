@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .bench import parse_size
 from .flow import add_method_arguments, parse_options
+
+if TYPE_CHECKING:
+    from ..evaluation.harness import MethodRun
 
 REAL_CASE = "sintel/alley_1_clean_0002"  # easy motion (< 11 px), a fair first look
 
@@ -49,16 +52,16 @@ def _center_crop(arrs: list[Any], h: int, w: int) -> list[Any]:
     return [None if a is None else np.ascontiguousarray(a[y0:y0 + h, x0:x0 + w]) for a in arrs]
 
 
-def run_case(tag: str, img1: np.ndarray, img2: np.ndarray, gt: np.ndarray, valid: np.ndarray | None,
-             occlusion: np.ndarray | None, out: str, prefix: str, method: str, device: str,
-             options: dict[str, Any]) -> dict[str, float]:
-    """Flow for one pair, its three output files, and its metrics (printed and returned)."""
+def run_case(tag: str, pair: tuple[np.ndarray, ...], out: str, prefix: str, run: MethodRun) -> dict[str, float]:
+    """Flow for one pair (img1, img2, gt, valid, occlusion; the last two may be None), its three output
+    files, and its metrics (printed and returned)."""
     from .. import io, metrics
-    from ..methods.registry import flow
     from ..viz import flow_to_color, save_panel
 
+    img1, img2, gt, valid, occlusion = pair
+    method = run.method
     t0 = time.perf_counter()
-    f = flow(img1, img2, method=method, device=device, **options)
+    f = run.flow(img1, img2)
     seconds = time.perf_counter() - t0
     io.write_flow(os.path.join(out, f"{prefix}flow.flo"), f)
     io.write_image(os.path.join(out, f"{prefix}flow.png"), flow_to_color(f))
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from .._paths import real_data_dir
     from ..data.datasets import read_sample_case
     from ..data.synthetic import generate_pair
+    from ..evaluation.harness import MethodRun
     from ..methods.registry import best_method
 
     method = args.method or best_method()
@@ -107,15 +111,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"flowmatch demo: method {method}{'' if args.method else ' (best available here)'}, output in {args.out}/")
     io.write_image(os.path.join(args.out, "img1.png"), img1)
     io.write_image(os.path.join(args.out, "img2.png"), img2)
-    run_case(tag, img1, img2, gt, valid, occ, args.out, "", method, args.device, options)
+    run = MethodRun(method, args.device, options)
+    run_case(tag, (img1, img2, gt, valid, occ), args.out, "", run)
     real = None if args.no_real else real_data_dir()
     case = os.path.join(real, REAL_CASE) if real else None
     if case and os.path.isdir(case):
         ch, cw = parse_size(args.real_crop)
         s = read_sample_case(case)
-        img1, img2, gt, valid, occ = s.img1, s.img2, s.flow, s.valid, s.occlusion
-        img1, img2, gt, valid, occ = _center_crop([img1, img2, gt, valid, occ], ch, cw)
-        run_case(f"real Sintel pair {REAL_CASE} (centre crop)", img1, img2, gt, valid, occ,
-                 args.out, "real_", method, args.device, options)
+        crop = _center_crop([s.img1, s.img2, s.flow, s.valid, s.occlusion], ch, cw)
+        run_case(f"real Sintel pair {REAL_CASE} (centre crop)", tuple(crop), args.out, "real_", run)
     print(f"wrote {args.out}/flow.flo, flow.png, panel.png" + (" and real_*" if case and os.path.isdir(case) else ""))
     return 0

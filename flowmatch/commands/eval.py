@@ -1,6 +1,6 @@
 """`flowmatch eval --dataset NAME --root PATH --method NAME [--split] [--pass] [--limit N] [--out DIR]`.
 
-Runs flowmatch.evaluate.evaluate; works under `torchrun --nproc_per_node N` (frames sharded)."""
+Runs flowmatch.evaluation.harness.evaluate; works under `torchrun --nproc_per_node N` (frames sharded)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from .flow import add_method_arguments, parse_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..evaluate import DATASETS
+    from ..evaluation.datasets import DATASETS
 
     p = sub.add_parser("eval", help="evaluate a method on a benchmark's training set",
                        description="Evaluate a flow method on an official dataset layout with the official metrics.")
@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..evaluate import _flatten, _fmt, evaluate
+    from ..evaluation.harness import evaluate
+    from ..evaluation.report import flatten_metrics, format_value
 
     if args.panels and not args.out:
         raise InputError("--panels needs --out DIR (the panels go into DIR/panels)")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                       limit=args.limit, out=args.out, panels=args.panels, device=args.device,
                       options=parse_options(args.option), progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
-        metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in _flatten(report["metrics"]).items())
+        metrics = ", ".join(f"{k} {format_value(v)}" for k, v in flatten_metrics(report["metrics"]).items())
         print(f"{args.method} on {args.dataset} ({report['frames_evaluated']} frames): {metrics}")
         if args.out:
             print(f"wrote {os.path.join(args.out, 'results.json')} and results.md")

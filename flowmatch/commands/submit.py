@@ -8,7 +8,7 @@ from .flow import add_method_arguments, parse_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..submit import SUBMIT_DATASETS
+    from ..evaluation.submit import SUBMIT_DATASETS
 
     p = sub.add_parser("submit", help="write test-set results in a benchmark's upload format",
                        description="Run a method on a benchmark's test split and write the upload structure "
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..submit import submit
+    from ..evaluation.submit import submit
 
     written = submit(args.dataset, args.root, args.method, args.out, passes=args.passes or ("clean", "final"),
                      split=args.split, zip_=args.zip, device=args.device, options=parse_options(args.option),

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .datasets import FlowSample
+from .base import FlowSample
 from .synthetic import _to_uint8, gaussian_noise
 
 __all__ = ["FlowAugment", "GeometricParams"]

@@ -22,38 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-
-
-def to_gray(img: np.ndarray, name: str = "image") -> np.ndarray:
-    """H×W or H×W×3 (uint8/uint16/float) -> H×W float32 luminance in [0, 1] (uint8 scale for floats > 1.5)."""
-    a = np.asarray(img)
-    if a.ndim == 3 and a.shape[2] == 4:
-        a = a[..., :3]
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
-        raise InputError(f"{name} must be H×W or H×W×3, got shape {a.shape}")
-    if a.dtype == np.uint8:
-        f = a.astype(np.float32) / 255.0
-    elif a.dtype == np.uint16:
-        f = a.astype(np.float32) / 65535.0
-    elif np.issubdtype(a.dtype, np.number):
-        f = a.astype(np.float32)
-        if not np.isfinite(f).all():
-            raise InputError(f"{name} contains NaN or infinite values")
-        if f.size and f.max() > 1.5:
-            f = f / 255.0
-    else:
-        raise InputError(f"{name} has unsupported dtype {a.dtype}")
-    if f.ndim == 3:
-        f = f @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.ascontiguousarray(f, dtype=np.float32)
-
-
-def normalize_gray(gray: np.ndarray) -> np.ndarray:
-    """Subtract the image's mean and divide by its standard deviation (1 for a flat image)."""
-    std = float(gray.std())
-    return ((gray - gray.mean()) / (std if std > 1e-6 else 1.0)).astype(np.float32)
+from ..image import to_gray
 
 
 def patch_offsets(patch_size: int) -> tuple[int, int]:

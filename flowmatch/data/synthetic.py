@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["SyntheticPair", "SyntheticSequence", "generate_pair", "generate_sequence"]
+__all__ = ["SyntheticPair", "SyntheticSequence", "generate_pair", "generate_sequence", "procedural_texture",
+           "TextureSource"]
 
 
 @dataclass
@@ -75,6 +76,15 @@ def _motion_about(cx: float, cy: float, angle_deg: float, scale: float, tx: floa
 
 # ----------------------------------------------------------------------------------------------
 # textures
+
+# (rng, height, width, foreground) -> height×width×3 uint8: the texture of the background
+# (foreground=False) or of one moving layer.
+TextureSource = Callable[[np.random.Generator, int, int, bool], np.ndarray]
+
+
+def procedural_texture(rng: np.random.Generator, height: int, width: int, foreground: bool = False) -> np.ndarray:
+    """The default TextureSource: procedural noise textures (the same kind for every layer)."""
+    return _texture(rng, height, width)
 
 def _texture(rng: np.random.Generator, h: int, w: int, fine_period: float = 4.0) -> np.ndarray:
     """A random colour texture, h×w×3 uint8.
@@ -245,7 +255,10 @@ _OPTIONS_DOC = """
         noise: standard deviation of Gaussian noise added to each image, grey levels (0..255).
         illumination: largest global brightness change of each later frame (gain in 1±illumination,
             plus an offset up to ±illumination·64 grey levels); 0 keeps brightness constancy.
-        backward: also compute the exact backward flow (later frame -> earlier) and its occlusions."""
+        backward: also compute the exact backward flow (later frame -> earlier) and its occlusions.
+        textures: where layer textures come from, a callable (rng, height, width, foreground) -> H×W×3
+            uint8; default procedural_texture (multi-octave noise).  flowmatch.data.flying_photos
+            passes crops of real photographs."""
 
 
 @dataclass
@@ -271,7 +284,8 @@ def generate_sequence(height: int, width: int, seed: int | np.random.Generator =
                       num_shapes: int | tuple[int, int] | None = None,
                       max_motion: float = 40.0, max_rotation: float = 20.0, max_scale: float = 0.15,
                       background_motion: float = 0.3, noise: float = 0.0,
-                      illumination: float = 0.0, backward: bool = False) -> SyntheticSequence:
+                      illumination: float = 0.0, backward: bool = False,
+                      textures: TextureSource | None = None) -> SyntheticSequence:
     """Generate `frames` frames of flying shapes, each layer repeating its affine motion every step.
 
     Args:
@@ -302,7 +316,8 @@ def generate_sequence(height: int, width: int, seed: int | np.random.Generator =
     # background: texture a bit larger than the frame, reflected beyond that
     # (capped: beyond it the reflected border keeps the flow exact, and huge motions stay cheap)
     margin = min(int(math.ceil(max_motion * bgm)) + 8, 128)
-    bg_tex = _texture(rng, h + 2 * margin, w + 2 * margin)
+    texture = textures or procedural_texture
+    bg_tex = texture(rng, h + 2 * margin, w + 2 * margin, False)
     bg_m1 = _translate(-margin, -margin)
     bg_a = _motion_about((w - 1) / 2, (h - 1) / 2, rng.uniform(-1, 1) * max_rotation * bgm * 0.25,
                          1.0 + rng.uniform(-1, 1) * max_scale * bgm * 0.5,
@@ -321,7 +336,7 @@ def generate_sequence(height: int, width: int, seed: int | np.random.Generator =
     short = min(h, w)
     for i in range(1, n + 1):
         size = max(6, int(short * rng.uniform(0.15, 0.6)))
-        tex = _texture(rng, size, size)
+        tex = texture(rng, size, size, True)
         alpha = _shape_mask(rng, size)
         cx, cy = rng.uniform(-0.1, 1.1) * (w - 1), rng.uniform(-0.1, 1.1) * (h - 1)
         m = _translate(cx, cy) @ _rot_scale(rng.uniform(0, 360), rng.uniform(0.8, 1.25)) \
@@ -366,7 +381,8 @@ def generate_pair(height: int, width: int, seed: int | np.random.Generator = 0, 
                   num_shapes: int | tuple[int, int] | None = None,
                   max_motion: float = 40.0, max_rotation: float = 20.0, max_scale: float = 0.15,
                   background_motion: float = 0.3, noise: float = 0.0,
-                  illumination: float = 0.0, backward: bool = False) -> SyntheticPair:
+                  illumination: float = 0.0, backward: bool = False,
+                  textures: TextureSource | None = None) -> SyntheticPair:
     """Generate one flying-shapes pair, deterministic by `seed`.
 
     Args:
@@ -380,7 +396,7 @@ def generate_pair(height: int, width: int, seed: int | np.random.Generator = 0, 
     seq = generate_sequence(height, width, seed, frames=2, num_shapes=num_shapes, max_motion=max_motion,
                             max_rotation=max_rotation, max_scale=max_scale,
                             background_motion=background_motion, noise=noise, illumination=illumination,
-                            backward=backward)
+                            backward=backward, textures=textures)
     return SyntheticPair(img1=seq.frames[0], img2=seq.frames[1], flow=seq.flows[0],
                          occlusion=seq.occlusions[0], valid=np.ones((int(height), int(width)), bool),
                          layers=seq.layers[0], meta=seq.meta,

@@ -4,7 +4,7 @@ Always present (plain OpenCV): DIS presets ``dis-ultrafast``, ``dis-fast``, ``di
 ``farneback``.  With opencv-contrib (``cv2.optflow``): ``deepflow``, ``dualtvl1``, ``pcaflow``;
 without it they are registered but report themselves unavailable.
 
-Every method takes float32 H×W×3 frames in [0, 255] (see registry.as_image) and returns float32
+Every method takes float32 H×W×3 frames in [0, 255] (see flowmatch.image.as_image) and returns float32
 H×W×2 flow in pixels, x (u) first, from img1 to img2.  They run on the CPU only.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, MethodUnavailableError
+from ..image import gray_u8
 from .registry import Method, register
 
 try:
@@ -38,12 +39,6 @@ def _need_contrib() -> str | None:
         return ("cv2.optflow is missing: install opencv-contrib-python-headless instead of "
                 "opencv-python(-headless) (only one OpenCV package may be installed)")
     return None
-
-
-def _gray_u8(img: np.ndarray) -> np.ndarray:
-    """float32 H×W×3 in [0, 255] -> uint8 H×W (ITU-R 601 luma, what cv2.cvtColor uses)."""
-    g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
-    return np.clip(np.rint(g), 0, 255).astype(np.uint8)
 
 
 def _cpu_only(name: str, device: str) -> None:
@@ -80,7 +75,7 @@ def _make_dis(preset: str):
         dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
         if variational_refinement is not None:
             dis.setVariationalRefinementIterations(5 if variational_refinement else 0)
-        return _finish(dis.calc(_gray_u8(img1), _gray_u8(img2), None), name)
+        return _finish(dis.calc(gray_u8(img1), gray_u8(img2), None), name)
 
     return run
 
@@ -95,7 +90,7 @@ def _farneback(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", pyr_s
     # Pyramid levels below ~8 px carry no information and make Farneback unstable: cap them.
     m = min(img1.shape[:2])
     levels = int(max(1, min(levels, np.floor(np.log(m / 8.0) / np.log(1.0 / pyr_scale)) + 1)))
-    flow = cv2.calcOpticalFlowFarneback(_gray_u8(img1), _gray_u8(img2), None, pyr_scale, levels,
+    flow = cv2.calcOpticalFlowFarneback(gray_u8(img1), gray_u8(img2), None, pyr_scale, levels,
                                         winsize, iterations, poly_n, poly_sigma, 0)
     return _finish(flow, "farneback")
 
@@ -106,7 +101,7 @@ def _deepflow(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu") -> np.
     _cpu_only("deepflow", device)
     _min_size("deepflow", img1, 16)
     algo = cv2.optflow.createOptFlow_DeepFlow()
-    return _finish(algo.calc(_gray_u8(img1), _gray_u8(img2), None), "deepflow")
+    return _finish(algo.calc(gray_u8(img1), gray_u8(img2), None), "deepflow")
 
 
 def _pcaflow(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", isolate: bool = True) -> np.ndarray:
@@ -117,7 +112,7 @@ def _pcaflow(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", isolate
     # flow back; and run it in the worker process, since the fault depends on the image content.
     h, w = img1.shape[:2]
     ph, pw = max(0, _PCA_MIN - h), max(0, _PCA_MIN - w)
-    a, b = _gray_u8(img1), _gray_u8(img2)
+    a, b = gray_u8(img1), gray_u8(img2)
     if ph or pw:
         a = cv2.copyMakeBorder(a, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
         b = cv2.copyMakeBorder(b, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
@@ -229,7 +224,7 @@ def _dualtvl1(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", scales
     # Keep the coarsest pyramid level at 16 px or more (OpenCV halves per scale).
     m = min(img1.shape[:2])
     scales = int(max(1, min(scales, int(np.floor(np.log2(m / 16.0))) + 1)))
-    a, b = _gray_u8(img1), _gray_u8(img2)
+    a, b = gray_u8(img1), gray_u8(img2)
     if isolate:
         params = np.array([scales, warps, lambda_, tau, theta, epsilon], dtype=np.float64)
         flow = _worker.run("dualtvl1", a, b, params)

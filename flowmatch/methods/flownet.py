@@ -13,33 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from .._paths import weights_path
-from ..errors import MethodUnavailableError
+from .._paths import FLOWNET_WEIGHTS, shipped_weights, weights_path
+from ..estimator import FlowEstimator
 from .registry import Method, register
-
-SHIPPED = {"flownets": "flownets_small_synthetic.safetensors",
-           "flownetc": "flownetc_small_synthetic.safetensors"}
 
 _cache: dict[tuple, Any] = {}
 
 
-def shipped_weights(kind: str) -> str:
-    """Path of the shipped weights of `kind`; MethodUnavailableError when the file is missing."""
-    path = weights_path(SHIPPED[kind])
-    if not os.path.isfile(path):
-        raise MethodUnavailableError(f"the shipped {kind} weights {path!r} are missing; reinstall flowmatch, set "
-                                     f"FLOWMATCH_WEIGHTS, or pass weights=PATH (train with `flowmatch train {kind}`)")
-    return path
-
-
 def _check(kind: str) -> str | None:
-    path = weights_path(SHIPPED[kind])
+    path = weights_path(FLOWNET_WEIGHTS[kind])
     return None if os.path.isfile(path) else f"weights file {path} is missing"
 
 
 def _estimator(kind: str, weights: str | None, device: str, size_mode: str, scale: float):
-    from ..estimator import FlowEstimator
-
     path = os.path.abspath(weights) if weights else shipped_weights(kind)
     key = (kind, path, os.path.getmtime(path) if os.path.exists(path) else 0, str(device), size_mode, scale)
     if key not in _cache:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError, MethodUnavailableError
+from ..image import as_image
 
 # Modules that register the built-in methods when imported (each calls `register`).
 BUILTIN_MODULES = (
@@ -67,11 +68,7 @@ def _load_builtins() -> None:
         return
     _loaded = True
     for mod in BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:  # a real missing dependency inside the module: say so
-                raise
+        importlib.import_module(mod)
 
 
 def methods(available_only: bool = False) -> list[Method]:
@@ -98,47 +95,6 @@ def best_method() -> str:
     for m in methods(available_only=True):
         return m.name
     raise MethodUnavailableError("no flow method can run here")
-
-
-def as_image(x: Any, name: str) -> np.ndarray:
-    """Validate one input frame and return it as float32 H×W×3 in [0, 255].
-
-    Accepts numpy arrays or torch tensors, H×W, H×W×1, H×W×3 (or 4, alpha dropped), uint8, uint16
-    (scaled to 0-255) or float (taken as [0, 255] when its max exceeds 1.5, else as [0, 1])."""
-    try:
-        import torch
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu()
-            if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3, 4):
-                x = x.permute(1, 2, 0)  # C×H×W -> H×W×C
-            x = x.numpy()
-    except ImportError:  # pragma: no cover
-        pass
-    if not isinstance(x, np.ndarray):
-        raise InputError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
-    if x.ndim == 3 and x.shape[2] == 4:
-        x = x[..., :3]
-    if x.ndim == 3 and x.shape[2] == 1:
-        x = x[..., 0]
-    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] != 3):
-        raise InputError(f"{name} must be H×W or H×W×{{1,3,4}}, got shape {tuple(x.shape)}")
-    if x.shape[0] < 2 or x.shape[1] < 2:
-        raise InputError(f"{name} is {x.shape[1]}×{x.shape[0]} pixels; at least 2×2 is needed")
-    if x.dtype == np.uint8:
-        out = x.astype(np.float32)
-    elif x.dtype == np.uint16:
-        out = x.astype(np.float32) * (255.0 / 65535.0)
-    elif np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):
-        out = x.astype(np.float32)
-        if not np.isfinite(out).all():
-            raise InputError(f"{name} contains NaN or infinite values")
-        if out.size and out.max() <= 1.5:
-            out = out * 255.0
-    else:
-        raise InputError(f"{name} has unsupported dtype {x.dtype}")
-    if out.ndim == 2:
-        out = np.repeat(out[..., None], 3, axis=2)
-    return np.ascontiguousarray(out)
 
 
 def flow(img1: Any, img2: Any, method: str | None = None, device: str = "cpu", **options: Any) -> np.ndarray:

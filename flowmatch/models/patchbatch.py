@@ -10,7 +10,7 @@ Variants (``variant=``):
     eps 1e-3) or per channel (``bn="channel"``).  Not densely evaluable: the ceil-mode pools have
     partial windows at the patch edge.
   * ``"dense"``: 62×62 input, floor-mode pools (62->60->30->28->14->12->6->4->2->1), per-channel BN.
-    Translation-equivariant, so flowmatch.descriptors_dense evaluates it for every pixel at once
+    Translation-equivariant, so flowmatch.pipelines.patchbatch.network evaluates it for every pixel at once
     with results equal to this per-patch forward.
 
 ``width`` scales every channel count (0.5 -> 16/32/64/128 and a 256-D descriptor).

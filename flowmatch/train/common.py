@@ -1,9 +1,10 @@
 """Training utilities shared by the FlowNet and PatchBatch trainers.
 
-- `init_distributed` / `DistInfo`: single process or torchrun (DistributedDataParallel; gloo on
-  CPU, nccl on GPU), with `all_reduce_mean` and `barrier` that are no-ops in a single process.
+- `init_distributed` / `DistInfo` / `all_reduce_mean` / `barrier` / `wrap_ddp`: re-exported from
+  flowmatch.distributed (single process or torchrun; no-ops in a single process).
 - LR schedules: `step_decay_schedule` (the FlowNet paper's: constant, then halved every N steps,
-  with an optional linear warm-up) as a function step -> learning rate; `set_lr`.
+  with an optional linear warm-up), `fitted_schedule` (warm-up + cosine fitted to the run length);
+  `set_lr`.  `GracefulStop`: SIGINT/SIGTERM as a flag, so a run checkpoints before it stops.
 - `Progress`: a tqdm bar (main process only) showing running loss/EPE; `ScalarLogger`:
   TensorBoard scalars when the tensorboard package is installed, else nothing.
 - Checkpoints: `save_training_state` / `load_training_state` on top of flowmatch.checkpoint
@@ -17,102 +18,26 @@ import math
 import os
 import random
 import re
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint, load_state_into, save_checkpoint
+from ..distributed import DistInfo, all_reduce_mean, barrier, init_distributed, unwrap, wrap_ddp  # noqa: F401
 from ..errors import CheckpointError, InputError
 
 # ---------------------------------------------------------------------------------------------
-# distributed
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process sits in a (possibly single-process) training job."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str = "auto", backend: str | None = None) -> DistInfo:
-    """Set up the process group when launched by torchrun (WORLD_SIZE > 1), else a single process.
-
-    device: "auto" (cuda:LOCAL_RANK when a GPU is visible, else cpu), "cpu" or "cuda".
-    backend: default "nccl" on GPU, "gloo" on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if use_cuda and not torch.cuda.is_available():
-        raise InputError("device='cuda' was asked for but no CUDA device is visible; use --device cpu")
-    dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
-    if use_cuda:
-        torch.cuda.set_device(dev)
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend or ("nccl" if use_cuda else "gloo"))
-    return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
+# distributed: the set-up and collectives live in flowmatch.distributed (one module for training,
+# evaluation and submission); the trainers use them through these names.
 
 
 def cleanup_distributed() -> None:
+    """Destroy the process group if one exists (the trainers own theirs)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def barrier(info: DistInfo) -> None:
-    if info.distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def all_reduce_mean(value: torch.Tensor | float, info: DistInfo) -> torch.Tensor:
-    """Mean of a scalar/tensor over all ranks (the value itself in a single process)."""
-    t = value.detach().clone() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-    if info.distributed:
-        import torch.distributed as dist
-
-        t = t.to(info.device if dist.get_backend() == "nccl" else "cpu")
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t = t / info.world_size
-    return t
-
-
-def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
-    """DistributedDataParallel around `model` when distributed, else the model itself."""
-    if not info.distributed:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [info.device.index] if info.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside a DDP/compiled wrapper (for state dicts)."""
-    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
-        model = model.module
-    return getattr(model, "_orig_mod", model)
 
 
 def shard(indices: list[int], info: DistInfo) -> list[int]:
@@ -187,6 +112,8 @@ class Progress:
     def write(self, msg: str) -> None:
         if self._bar is not None:
             self._bar.write(msg)
+        else:
+            print(msg, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -349,3 +276,66 @@ def format_eta(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h:d}:{m:02d}:{s:02d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# schedule fitted to the run length, and stopping on a signal
+
+
+def fitted_schedule(base_lr: float, steps: int, warmup: int | None = None, final_share: float = 0.02,
+                    warmup_start_share: float = 0.01):
+    """lr(step): a linear warm-up over `warmup` steps (default 3 % of the run, at most 2000), then a
+    cosine decay to final_share·base_lr at `steps`.  Fits any run length, so a short run decays too."""
+    steps = max(int(steps), 1)
+    warm = min(2000, max(1, steps * 3 // 100)) if warmup is None else max(0, int(warmup))
+    warm = min(warm, steps - 1) if steps > 1 else 0
+
+    def lr(step: int) -> float:
+        if step < warm:
+            return base_lr * (warmup_start_share + (1 - warmup_start_share) * step / warm)
+        t = min(1.0, (step - warm) / max(1, steps - warm))
+        return base_lr * (final_share + (1 - final_share) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    return lr
+
+
+class GracefulStop:
+    """Turns SIGINT and SIGTERM into a flag the training loop polls, so it can write a checkpoint and
+    stop (exit status 130 / 143 by convention: `exit_code`).  A second signal stops at once.
+
+        with GracefulStop() as stop:
+            while ...:
+                if stop.requested: save(); break
+    """
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signal) if self.signal is not None else 0
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # second signal: the default behaviour
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __enter__(self) -> "GracefulStop":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for s, h in self._old.items():
+            signal.signal(s, h)

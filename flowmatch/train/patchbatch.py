@@ -1,339 +1,309 @@
 """Training the PatchBatch descriptor network: `flowmatch train patchbatch ...`.
 
-    flowmatch train patchbatch --data synthetic:400 --data real --variant dense --width 0.5 \\
-        --loss cent-drlim-sd --out runs/pb_dense --time-budget 28 --export flowmatch/weights/patchbatch_dense.safetensors
+    flowmatch train patchbatch --out runs/pb                  # sensible defaults: photo data, hard negatives
+    flowmatch train patchbatch --out runs/pb --resume         # continue the newest checkpoint exactly
 
-Data sources (--data, repeatable): ``synthetic[:N]`` (N procedural pairs, flowmatch.data.synthetic),
-``real[:FOLDER]`` (the sample-case layout of ../shared/data/real: one folder per pair with img1,
-img2, flow.flo or flow_gt.png, optional occlusions.png/invalid.png; cases named in --holdout are
-left out), ``sintel:ROOT``, ``kitti2012:ROOT``, ``kitti2015:ROOT``, ``chairs:ROOT`` (the
-flowmatch.data.datasets readers; --frames-per-source random frames of each are loaded).
+Data (``--data``, repeatable, ``NAME[:ARG][@WEIGHT]``, see flowmatch.data.sources): by default flying
+photos and photo pairs (real photographs under exact motions) from ``--photos`` (default
+../shared/data/photos).  Every step draws ``--frames-per-batch`` fresh pairs and cuts ``--batch``
+triplets from them: positive at the ground-truth match, negative 1-8 px from it (or, for
+``--far-negatives`` of them, anywhere farther).  ``--mining hardest`` (default) replaces each sampled
+negative by the nearest other positive of the batch when that one is nearer (in-batch hard-negative
+mining, HardNet-style), skipping positives of the same pair within ``--neg-min`` px (true matches).
+All six losses of flowmatch.losses take the mined triplets.
 
-During training, every --eval-every steps, the held-out set (synthetic pairs from other seeds plus
-the --holdout real cases) is scored with what descriptor users look at:
-  * FPR95: the share of non-matching pairs (anchor, negative 1-8 px from the true match) whose
-    distance is below the distance that accepts 95 % of the matching pairs;
-  * hardest-negative share ("top1"): in groups of 128 triplets, the share of anchors whose positive
-    is nearer than every other img2 patch of the group (all other positives and all negatives).
-Checkpoints (safetensors, no pickle) go to --out/step_XXXXXXXX.safetensors; --resume continues from
-the newest one.  --export writes the final weights (fp16) for flowmatch.descriptors_dense.
+Judged every ``--eval-every`` steps on fixed triplets of the held-out real pairs
+(flowmatch.data.sources.HELD_OUT_REAL) and of validation photo pairs: FPR95 and the hardest-negative
+share.  The run folder gets ``config.json`` and ``history.json`` from the start, a checkpoint after
+``--first-ckpt`` steps, then every ``--ckpt-every`` steps or ``--ckpt-minutes`` minutes, on SIGINT /
+SIGTERM (exit 130 / 143) and at the end; fp16 weight snapshots every ``--snapshot-every`` steps in
+``snapshots/`` for a learning curve (benchmarks/bench_descriptor_pipeline.py scores them in the pipeline).
+Precision: ``--precision auto`` uses bf16 autocast only on CPUs with native bf16 (flowmatch.precision).
 """
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
+import json
 import os
 import time
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
 import torch
 
-from ..errors import DatasetLayoutError, InputError
+from .._atomic import atomic_open
+from ..errors import InputError
 from ..losses import LOSSES, triplet_batch_loss
 from ..models.patchbatch import VARIANTS, PatchBatchNet
+from ..precision import PRECISIONS, autocast, resolve_precision
+from . import common
+from .config_cli import add_config_arguments, config_from_args
+from .descriptor_scores import descriptor_scores, embed, evaluate, fpr_at_recall, hardest_negative_share  # noqa: F401
+from .patchbatch_data import TripletBatches, heldout_sets
 
 KIND = "patchbatch"
+__all__ = ["PatchBatchTrainConfig", "train", "mine_hardest", "register_cli"]
 
 
-# ---------------------------------------------------------------------------------------------
-# descriptor quality measures
+@dataclass
+class PatchBatchTrainConfig:
+    """Every setting of a descriptor training run (the CLI options are built from these fields)."""
+    data: list = field(default_factory=lambda: ["flying-photos@0.6", "photos@0.4"],
+                       metadata={"help": "training source NAME[:ARG][@WEIGHT] (flowmatch.data.sources)"})
+    photos: str | None = field(default=None, metadata={"help": "photo folder (default ../shared/data/photos)"})
+    variant: str = field(default="dense", metadata={"choices": VARIANTS})
+    bn: str | None = field(default=None, metadata={"choices": ("unit", "channel"),
+                                                   "help": "batch norm kind (default: unit for paper, channel for dense)"})
+    width: float = field(default=0.5, metadata={"help": "channel multiplier (1.0 = the paper's 512-D net)"})
+    loss: str = field(default="cent-drlim-sd", metadata={"choices": tuple(LOSSES)})
+    margin: float = field(default=25.0, metadata={"help": "loss margin (distance units of the descriptor)"})
+    lam: float = field(default=0.8, metadata={"help": "λ of CENT-DrLIM+SD"})
+    mining: str = field(default="hardest", metadata={"choices": ("none", "hardest"),
+                                                     "help": "in-batch hard-negative mining"})
+    neg_min: float = field(default=1.0, metadata={"help": "near negatives at least this far from the match, px"})
+    neg_max: float = field(default=8.0, metadata={"help": "and at most this far, px"})
+    far_negatives: float = field(default=0.1, metadata={"help": "share of random far negatives"})
+    augment: bool = field(default=True, metadata={"help": "per-patch photometric augmentation"})
+    batch: int = field(default=128, metadata={"help": "triplets per step"})
+    frames_per_batch: int = field(default=4, metadata={"help": "fresh pairs drawn per step"})
+    size: tuple = field(default=(256, 256), metadata={"type": int, "metavar": ("H", "W"),
+                                                      "help": "size of generated pairs"})
+    steps: int = field(default=6000, metadata={"help": "training steps (about 1 h at width 0.5 on 2 cores)"})
+    lr: float = field(default=1e-3)
+    warmup: int | None = field(default=None, metadata={"type": int, "help": "warm-up steps (default 3 %% of --steps)"})
+    time_budget: float = field(default=0.0, metadata={"help": "stop after this many minutes (0 = no limit)"})
+    precision: str = field(default="auto", metadata={"choices": PRECISIONS})
+    channels_last: bool = field(default=True, metadata={"help": "channels_last memory format (faster oneDNN convs)"})
+    workers: int = field(default=1, metadata={"help": "data worker processes (0 = in the training process)"})
+    seed: int = field(default=0)
+    eval_every: int = field(default=500)
+    eval_size: int = field(default=2048, metadata={"help": "triplets per held-out set"})
+    first_ckpt: int = field(default=50, metadata={"help": "first checkpoint after this many steps"})
+    ckpt_every: int = field(default=500)
+    ckpt_minutes: float = field(default=5.0, metadata={"help": "also checkpoint after this many minutes"})
+    snapshot_every: int = field(default=1000, metadata={"help": "fp16 weight snapshots for the learning curve (0 = none)"})
+    keep: int = field(default=2, metadata={"help": "checkpoints kept in --out"})
+    out: str = field(default="runs/patchbatch", metadata={"help": "run folder"})
+    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint in --out"})
+    export: str | None = field(default=None, metadata={"help": "write the final fp16 weights here"})
+    threads: int | None = field(default=None, metadata={"type": int, "help": "torch threads (default: all cores)"})
+    progress: bool = field(default=True, metadata={"help": "progress bar with ETA"})
 
-def fpr_at_recall(pos: np.ndarray, neg: np.ndarray, recall: float = 0.95) -> float:
-    """False-positive rate at the distance threshold that accepts `recall` of the matching pairs.
+    def validate(self) -> None:
+        for name in ("batch", "steps", "eval_every", "ckpt_every", "frames_per_batch", "first_ckpt"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.batch < 2:
+            raise InputError(f"--batch must be >= 2, got {self.batch}")
+        for name in ("lr", "margin"):
+            v = float(getattr(self, name))
+            if not (v > 0 and v < float("inf")):
+                raise InputError(f"--{name} must be a positive finite number, got {v}")
+        if not 0 <= self.lam <= 1:
+            raise InputError(f"--lam must be in [0, 1], got {self.lam}")
+        if self.workers < 0 or (self.threads is not None and self.threads < 1):
+            raise InputError("--workers must be >= 0 and --threads >= 1")
+        if len(self.size) != 2 or min(self.size) < 96:
+            raise InputError(f"--size must be two values >= 96, got {self.size}")
 
-    pos, neg: distances of matching / non-matching pairs (smaller = more similar)."""
-    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
-    if pos.size == 0 or neg.size == 0:
-        raise InputError("fpr_at_recall needs at least one matching and one non-matching distance")
-    thr = np.quantile(pos, recall, method="inverted_cdf")
-    return float((neg <= thr).mean())
-
-
-def hardest_negative_share(da: torch.Tensor, dp: torch.Tensor, dn: torch.Tensor, group: int = 128) -> float:
-    """Share of anchors whose positive is nearer than their hardest negative, where the negatives of
-    anchor i are all img2 patches of its group (other positives and all negatives).  N×D inputs."""
-    hits, total = 0, 0
-    for s in range(0, da.shape[0], group):
-        a, p, n = da[s:s + group].double(), dp[s:s + group].double(), dn[s:s + group].double()
-        g = a.shape[0]
-        if g < 2:
-            continue
-        cand = torch.cdist(a, torch.cat([p, n]))
-        pos = cand[torch.arange(g), torch.arange(g)].clone()
-        cand[torch.arange(g), torch.arange(g)] = float("inf")
-        hits += int((pos < cand.min(1).values).sum())
-        total += g
-    return hits / max(total, 1)
-
-
-def descriptor_scores(da: torch.Tensor, dp: torch.Tensor, dn: torch.Tensor) -> dict[str, float]:
-    """{"fpr95", "top1"} for N×D descriptors of anchors, positives and negatives (see module doc)."""
-    pos = torch.linalg.vector_norm(da.double() - dp.double(), dim=1).numpy()
-    neg = torch.linalg.vector_norm(da.double() - dn.double(), dim=1).numpy()
-    return {"fpr95": fpr_at_recall(pos, neg), "top1": hardest_negative_share(da, dp, dn)}
-
-
-@torch.no_grad()
-def embed(net: PatchBatchNet, patches: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    """Descriptors of N×1×P×P patches in eval mode, in chunks -> N×D float32."""
-    was = net.training
-    net.eval()
-    out = torch.cat([net(patches[s:s + chunk]) for s in range(0, patches.shape[0], chunk)])
-    net.train(was)
-    return out
-
-
-def evaluate(net: PatchBatchNet, sets: dict[str, Any]) -> dict[str, float]:
-    """Scores of `net` on each held-out PatchTriplets set: {"<set>/fpr95": ..., "<set>/top1": ...}."""
-    out = {}
-    for name, t in sets.items():
-        for k, v in descriptor_scores(embed(net, t.anchor), embed(net, t.positive), embed(net, t.negative)).items():
-            out[f"{name}/{k}"] = v
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-
-def load_case(folder: str) -> dict[str, Any]:
-    """One pair in the sample-case layout (flowmatch.data.datasets.read_sample_case).  Returns a dict
-    with img1, img2, flow (H×W×2 float32 px), valid, occlusion (or None) and name (the folder name)."""
-    from ..data.datasets import read_sample_case
-
-    s = read_sample_case(folder)
-    return {"img1": s.img1, "img2": s.img2, "flow": s.flow, "valid": s.valid,
-            "occlusion": s.occlusion, "name": s.meta["case"]}
+    # Settings a resumed run must share with its checkpoints (the batches and the model depend on them).
+    FIXED = ("data", "variant", "bn", "width", "batch", "frames_per_batch", "size", "seed", "neg_min", "neg_max",
+             "far_negatives", "augment")
 
 
-def real_cases(root: str | None = None) -> list[str]:
-    """Sample-case folders below `root` (default: flowmatch._paths.real_data_dir()), sorted."""
-    from ..data.datasets import sample_case_dirs
+def mine_hardest(da: torch.Tensor, dp: torch.Tensor, dn: torch.Tensor, frame: torch.Tensor, xy2: torch.Tensor,
+                 exclude_px: float) -> torch.Tensor:
+    """In-batch hard negatives: for anchor i the nearest positive p_j (j ≠ i, and not a positive of the
+    same pair within exclude_px of i's match, which would be a true match) replaces its sampled
+    negative when it is nearer than that negative.  B×D descriptors; frame B, xy2 B×2 (px) -> B×D."""
+    d = torch.cdist(da.float(), dp.float())
+    same = (frame[:, None] == frame[None, :]) & (torch.cdist(xy2, xy2) < exclude_px)
+    d = d.masked_fill(same | torch.eye(len(d), dtype=torch.bool), float("inf"))
+    dmin, j = d.min(1)
+    harder = dmin < torch.linalg.vector_norm(da.float() - dn.float(), dim=1)
+    return torch.where(harder[:, None], dp[j], dn)
 
+
+def _loss_params(cfg: PatchBatchTrainConfig) -> dict[str, float]:
+    if cfg.loss == "cent-drlim-sd":
+        return {"margin": cfg.margin, "lam": cfg.lam}
+    if cfg.loss == "contrastive":
+        return {"neg_margin": cfg.margin}
+    return {"margin": cfg.margin}
+
+
+def _loader(cfg: PatchBatchTrainConfig, patch_size: int, start: int) -> Any:
+    data = TripletBatches(cfg.data, patch_size, cfg.batch, cfg.frames_per_batch, tuple(cfg.size), cfg.seed,
+                          cfg.steps, photos=cfg.photos, neg_min=cfg.neg_min, neg_max=cfg.neg_max,
+                          far_negatives=cfg.far_negatives, augment=cfg.augment)
+    steps = range(start, cfg.steps)
+    if cfg.workers == 0:
+        return (data[s] for s in steps)
+
+    # spawn, not fork: OpenCV's thread pool does not survive a fork of a process that has used it.
+    loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=steps, num_workers=cfg.workers,
+                                         worker_init_fn=_init_worker, prefetch_factor=2,
+                                         multiprocessing_context="spawn")
+    # Workers start with SIGINT/SIGTERM ignored (an ignored signal stays ignored across exec), so a
+    # signal to the whole process group during their start-up leaves them to the training process.
+    import signal
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        found = sample_case_dirs(root or None)
-    except DatasetLayoutError:
-        raise DatasetLayoutError(f"real sample folder {root!r} not found; pass real:FOLDER or set "
-                                 "FLOWMATCH_REAL_DATA") from None
-    if not found:
-        raise DatasetLayoutError(f"no sample cases (folders with img1.*) below {root!r}")
-    return found
+        return iter(loader)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
-def synthetic_frames(n: int, seed: int, size: int = 224) -> list[Any]:
-    """n procedural pairs size×size from seeds seed, seed+1, ... with a little noise and illumination change."""
-    from ..data.synthetic import generate_pair
+def _init_worker(_: int) -> None:
+    # Data workers stay off the training threads, and leave SIGINT/SIGTERM (often sent to the whole
+    # process group) to the training process, which checkpoints and then ends them.
+    import signal
 
-    out = []
-    for i in range(n):
-        rng = np.random.default_rng(seed + i)
-        out.append(generate_pair(size, size, seed=seed + i, noise=float(rng.uniform(0, 4)),
-                                 illumination=float(rng.uniform(0, 0.15))))
-    return out
+    import cv2
 
-
-def dataset_frames(kind: str, root: str, count: int, seed: int) -> list[Any]:
-    """`count` random frames of a dataset read by flowmatch.data.datasets."""
-    try:
-        from ..data import datasets
-    except ImportError as exc:
-        raise InputError(f"--data {kind}:... needs flowmatch.data.datasets, which is not available: {exc}") from exc
-    if kind == "sintel":
-        ds = datasets.Sintel(root)
-    elif kind in ("kitti2012", "kitti2015"):
-        ds = datasets.Kitti(root, year=int(kind[5:]))
-    elif kind == "chairs":
-        ds = datasets.FlyingChairs(root)
-    else:
-        raise InputError(f"unknown data source {kind!r}")
-    idx = np.random.default_rng(seed).permutation(len(ds))[:count]
-    return [ds[int(i)] for i in idx]
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def build_frames(specs: Sequence[str], holdout: Sequence[str], frames_per_source: int, seed: int,
-                 synthetic_size: int, real_share: float) -> tuple[list[Any], list[float]]:
-    """Training frames and their sampling weights from --data specs (see the module docstring).
-    Real/dataset frames together get `real_share` of the draws when there are synthetic frames too."""
-    synth, other = [], []
-    for spec in specs:
-        kind, _, arg = spec.partition(":")
-        if kind == "synthetic":
-            synth += synthetic_frames(int(arg or 400), seed, synthetic_size)
-        elif kind == "real":
-            for case in real_cases(arg or None):
-                if os.path.basename(case) not in holdout:
-                    other.append(load_case(case))
-        elif kind in ("sintel", "kitti2012", "kitti2015", "chairs"):
-            if not arg:
-                raise InputError(f"--data {kind} needs a dataset root: --data {kind}:/path/to/{kind}")
-            other += dataset_frames(kind, arg, frames_per_source, seed)
-        else:
-            raise InputError(f"--data {spec!r}: use synthetic[:N], real[:FOLDER], sintel:ROOT, kitti2012:ROOT, "
-                             "kitti2015:ROOT or chairs:ROOT")
-    frames = synth + other
-    if not frames:
-        raise InputError("no training frames: give at least one --data source")
-    if synth and other:
-        weights = [(1 - real_share) / len(synth)] * len(synth) + [real_share / len(other)] * len(other)
-    else:
-        weights = [1.0] * len(frames)
-    return frames, weights
+class _RunFolder:
+    """config.json, history.json and checkpoints of one run folder."""
+
+    def __init__(self, cfg: PatchBatchTrainConfig):
+        self.cfg, self.out = cfg, cfg.out
+        os.makedirs(os.path.join(self.out, "snapshots"), exist_ok=True)
+        self.settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+        with atomic_open(os.path.join(self.out, "config.json"), "w") as fh:
+            json.dump(self.settings, fh, indent=1)
+
+    def history(self, rows: list[dict[str, Any]]) -> None:
+        with atomic_open(os.path.join(self.out, "history.json"), "w") as fh:
+            json.dump(rows, fh)
+
+    def check_resume(self, old: dict[str, Any], path: str) -> None:
+        changed = {k: (old.get(k), self.settings[k]) for k in PatchBatchTrainConfig.FIXED
+                   if k in old and old[k] != self.settings[k]}
+        if changed:
+            from ..errors import CheckpointError
+            raise CheckpointError(f"cannot resume from {path!r}: these settings differ (checkpoint vs now): "
+                                  f"{changed}; resume with the same settings or use a new --out folder")
 
 
-def heldout_frames(holdout: Sequence[str], real_root: str | None, n_synth_pairs: int = 24,
-                   seed: int = 10_000_019) -> dict[str, list[Any]]:
-    """Held-out frames: "synthetic" (seeds never used in training) and "real" (the --holdout cases)."""
-    out = {"synthetic": synthetic_frames(n_synth_pairs, seed, 224)}
-    if holdout:
-        try:
-            cases = [c for c in real_cases(real_root) if os.path.basename(c) in holdout]
-        except DatasetLayoutError:
-            cases = []
-        if cases:
-            out["real"] = [load_case(c) for c in cases]
-    return out
-
-
-def heldout_sets(patch_size: int, holdout: Sequence[str], real_root: str | None,
-                 per_set: int = 2048) -> dict[str, Any]:
-    """Fixed evaluation triplets (no augmentation, near negatives 1-8 px) from heldout_frames, equal
-    share per frame.  The positions do not depend on patch_size (same draws for 51 and 62)."""
-    from ..data.patch_pairs import PatchPairSampler
-
-    return {name: PatchPairSampler(frames, patch_size, augment=False, seed=i + 1).sample(per_set)
-            for i, (name, frames) in enumerate(heldout_frames(holdout, real_root).items())}
-
-
-# ---------------------------------------------------------------------------------------------
-# training loop
-
-DEFAULT_HOLDOUT = ("000157_10", "temple_3_final_0022", "flownet2_examples_0000002")
-
-
-def _loss_params(args: argparse.Namespace) -> dict[str, float]:
-    if args.loss in ("drlim", "cent-drlim"):
-        return {"margin": args.margin}
-    if args.loss == "cent-drlim-sd":
-        return {"margin": args.margin, "lam": args.lam}
-    if args.loss == "contrastive":
-        return {"neg_margin": args.margin}
-    return {"margin": args.margin}
-
-
-def train(args: argparse.Namespace) -> dict[str, float]:
-    """Run training as configured by the CLI arguments; returns the last held-out scores."""
-    from ..checkpoint import save_checkpoint
-    from ..data.patch_pairs import PatchPairSampler
-    from .common import (Progress, latest_checkpoint, load_training_state, prune_checkpoints,
-                         checkpoint_path, save_training_state, seed_everything)
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
-    net = PatchBatchNet(args.variant, bn=args.bn, width=args.width)
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    holdout = tuple(h for h in args.holdout.split(",") if h)
-    frames, weights = build_frames(args.data, holdout, args.frames_per_source, args.seed, args.synthetic_size,
-                                   args.real_share)
-    sampler = PatchPairSampler(frames, net.patch_size, neg_min=args.neg_min, neg_max=args.neg_max,
-                               far_negatives=args.far_negatives, augment=not args.no_augment, seed=args.seed,
-                               weights=weights)
-    real_root = next((s.partition(":")[2] or None for s in args.data if s.startswith("real")), None)
-    sets = heldout_sets(net.patch_size, holdout, real_root, per_set=args.eval_size)
-    step, elapsed0 = 0, 0.0
-    if args.resume and latest_checkpoint(args.out):
-        step, user = load_training_state(latest_checkpoint(args.out), KIND, net, opt, config=net.config())
-        elapsed0 = float(user.get("elapsed", 0.0))
-        print(f"resumed from step {step} ({latest_checkpoint(args.out)})")
-    params = _loss_params(args)
-    budget = args.time_budget * 60 if args.time_budget else math.inf
-    bar = Progress(args.steps, start=step, desc=f"patchbatch-{args.variant}")
+def train(cfg: PatchBatchTrainConfig) -> dict[str, float]:
+    """Run (or resume) a descriptor training run; returns the last held-out scores."""
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    precision = resolve_precision(cfg.precision, "cpu")
+    common.seed_everything(cfg.seed)
+    net = PatchBatchNet(cfg.variant, bn=cfg.bn, width=cfg.width)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    run = _RunFolder(cfg)
+    step, elapsed0, history = 0, 0.0, []
+    latest = common.latest_checkpoint(cfg.out) if cfg.resume else None
+    if latest:
+        step, user = common.load_training_state(latest, KIND, net, opt, config=net.config())
+        run.check_resume(user.get("settings", {}), latest)
+        elapsed0, history = float(user.get("elapsed", 0.0)), list(user.get("history", []))
+        print(f"resumed from step {step} ({latest})", flush=True)
+    sets = heldout_sets(net.patch_size, cfg.eval_size, photos=cfg.photos)
+    schedule = common.fitted_schedule(cfg.lr, cfg.steps, cfg.warmup)
+    params = _loss_params(cfg)
+    budget = cfg.time_budget * 60 if cfg.time_budget else float("inf")
     t0 = time.time() - elapsed0
-    scores: dict[str, float] = {}
+    last_ckpt = time.time()
+    scores: dict[str, float] = dict(history[-1]) if history else {}
 
-    def save(final: bool = False) -> None:
-        user = {"elapsed": time.time() - t0, "scores": scores, "loss": args.loss}
-        save_training_state(checkpoint_path(args.out, step), KIND, net.config(), net, opt, step, extra=user)
-        prune_checkpoints(args.out, args.keep)
+    def save() -> None:
+        nonlocal last_ckpt
+        user = {"elapsed": time.time() - t0, "history": history, "settings": run.settings, "scores": scores}
+        common.save_training_state(common.checkpoint_path(cfg.out, step), KIND, net.config(), net, opt, step,
+                                   extra=user)
+        common.prune_checkpoints(cfg.out, cfg.keep)
+        run.history(history)
+        last_ckpt = time.time()
 
-    while step < args.steps and time.time() - t0 < budget:
-        # Learning rate: halved at 60 % and again at 85 % of the run (by steps or time, whichever is further).
-        frac = max(step / args.steps, (time.time() - t0) / budget)
-        lr = args.lr * (0.5 ** ((frac > 0.6) + (frac > 0.85)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        sampler.rng = np.random.default_rng([args.seed, step])  # batch depends on (seed, step): exact resume
-        b = sampler.sample(args.batch)
-        n = len(b)
-        d = net(torch.cat([b.anchor, b.positive, b.negative]))  # one BN batch for all three
-        loss = triplet_batch_loss(args.loss, d[:n], d[n:2 * n], d[2 * n:], **params)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        bar.update(loss=loss.item(), lr=lr)
-        if step % args.eval_every == 0 or step == args.steps:
-            scores = evaluate(net, sets)
-            bar.write(f"step {step} ({time.time() - t0:.0f} s) loss {bar.averages['loss']:.4g} "
-                      + " ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-        if step % args.ckpt_every == 0:
-            save()
-    bar.close()
-    scores = evaluate(net, sets)
-    print(f"final step {step} ({time.time() - t0:.0f} s): " + " ".join(f"{k} {v:.4f}" for k, v in scores.items()),
-          flush=True)
-    save(final=True)
-    if args.export:
-        net.eval()
-        save_checkpoint(args.export, KIND, net.config(), net.state_dict(),
-                        {"scores": scores, "step": step, "loss": args.loss, "data": list(args.data),
-                         "holdout": list(holdout)}, half=True)
-        print(f"wrote {args.export} ({os.path.getsize(args.export) / 2**20:.2f} MiB)")
+    def score() -> None:
+        nonlocal scores
+        scores = {"step": step, "seconds": round(time.time() - t0, 1), **evaluate(net, sets)}
+        history.append({**scores, "loss": bar.averages.get("loss", float("nan"))})
+        bar.write(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
+
+    run.history(history)
+    bar = common.Progress(cfg.steps, start=step, desc=f"patchbatch-{cfg.variant}", enabled=cfg.progress)
+    with common.GracefulStop() as stop:
+        batches = _loader(cfg, net.patch_size, step)
+        while step < cfg.steps and time.time() - t0 < budget and not stop.requested:
+            # With a time budget the schedule follows whichever is further along: steps or time.
+            lr = schedule(max(step, int(cfg.steps * (time.time() - t0) / budget)) if budget < float("inf") else step)
+            common.set_lr(opt, lr)
+            try:
+                b = next(batches)
+            except RuntimeError:
+                if stop.requested:  # a worker ended by the same signal: checkpoint what we have
+                    break
+                raise
+            n = b["anchor"].shape[0]
+            x = torch.cat([b["anchor"], b["positive"], b["negative"]])
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast("cpu", precision):
+                d = net(x).float()  # one BN batch for all three
+            da, dp, dn = d[:n], d[n:2 * n], d[2 * n:]
+            if cfg.mining == "hardest":
+                dn = mine_hardest(da, dp, dn, b["frame"], b["xy2"], cfg.neg_min)
+            loss = triplet_batch_loss(cfg.loss, da, dp, dn, **params)
+            if not torch.isfinite(loss):
+                raise InputError(f"step {step}: the loss is {loss.item()}; lower --lr or check the data")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            bar.update(loss=loss.item(), lr=lr)
+            if step % cfg.eval_every == 0:
+                score()
+            if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                _export(net, os.path.join(cfg.out, "snapshots", f"step_{step:08d}.safetensors"), cfg, step, scores)
+            if (step == cfg.first_ckpt or step % cfg.ckpt_every == 0
+                    or time.time() - last_ckpt > cfg.ckpt_minutes * 60):
+                save()
+        bar.close()
+        if not stop.requested and step % cfg.eval_every:
+            score()
+        save()
+        if stop.requested:
+            print(f"stopped by signal {stop.signal} at step {step}; checkpoint written, --resume continues",
+                  flush=True)
+            raise SystemExit(stop.exit_code)
+    if cfg.export:
+        _export(net, cfg.export, cfg, step, scores)
+        print(f"wrote {cfg.export} ({os.path.getsize(cfg.export) / 2**20:.2f} MiB)")
     return scores
 
 
+def _export(net: PatchBatchNet, path: str, cfg: PatchBatchTrainConfig, step: int, scores: dict[str, Any]) -> None:
+    """fp16 weights of `net` (eval mode, contiguous) for flowmatch.descriptors."""
+    from ..checkpoint import save_checkpoint
+
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_checkpoint(path, KIND, net.config(), state,
+                    {"scores": scores, "step": step, "loss": cfg.loss, "data": list(cfg.data),
+                     "mining": cfg.mining}, half=True)
+
+
 def register_cli(sub: argparse._SubParsersAction) -> None:
-    """Add `flowmatch train patchbatch`."""
+    """Add `flowmatch train patchbatch` (options from PatchBatchTrainConfig)."""
     p = sub.add_parser("patchbatch", help="train the PatchBatch descriptor network",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", action="append", default=None,
-                   help="synthetic[:N], real[:FOLDER], sintel:ROOT, kitti2012:ROOT, kitti2015:ROOT, chairs:ROOT "
-                        "(repeatable; default synthetic:400 and real)")
-    p.add_argument("--holdout", default=",".join(DEFAULT_HOLDOUT),
-                   help="comma-separated sample-case folder names kept out of training for evaluation")
-    p.add_argument("--variant", choices=VARIANTS, default="dense")
-    p.add_argument("--bn", choices=("unit", "channel"), default=None,
-                   help="batch norm: unit (paper, per position) or channel; default unit for paper, channel for dense")
-    p.add_argument("--width", type=float, default=0.5, help="channel multiplier (1.0 = the paper's 512-D net)")
-    p.add_argument("--loss", choices=tuple(LOSSES), default="cent-drlim-sd")
-    p.add_argument("--margin", type=float, default=100.0)
-    p.add_argument("--lam", type=float, default=0.8, help="λ of CENT-DrLIM+SD")
-    p.add_argument("--neg-min", type=float, default=1.0)
-    p.add_argument("--neg-max", type=float, default=8.0)
-    p.add_argument("--far-negatives", type=float, default=0.1, help="share of random far negatives")
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--batch", type=int, default=128, help="triplets per step")
-    p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--time-budget", type=float, default=0.0, help="stop after this many minutes (0 = no limit)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--synthetic-size", type=int, default=224)
-    p.add_argument("--frames-per-source", type=int, default=64)
-    p.add_argument("--real-share", type=float, default=0.3)
-    p.add_argument("--eval-every", type=int, default=200)
-    p.add_argument("--eval-size", type=int, default=2048)
-    p.add_argument("--ckpt-every", type=int, default=200)
-    p.add_argument("--keep", type=int, default=3, help="checkpoints kept in --out")
-    p.add_argument("--out", default="runs/patchbatch")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--export", default=None, help="write the final fp16 weights here")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine)")
+    add_config_arguments(p, PatchBatchTrainConfig)
 
     def run(args: argparse.Namespace) -> int:
-        args.data = args.data or ["synthetic:400", "real"]
-        if args.batch < 2 or args.steps < 1 or args.eval_every < 1 or args.ckpt_every < 1:
-            raise InputError("--batch must be >= 2 and --steps, --eval-every, --ckpt-every positive")
-        train(args)
+        train(config_from_args(PatchBatchTrainConfig, args))
         return 0
 
     p.set_defaults(func=run)

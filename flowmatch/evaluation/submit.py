@@ -7,7 +7,7 @@
 
 Every file is written atomically; with zip_=True the folder is also packed into <out>.zip (the
 archive's root holds clean/ and final/, or flow/, as the upload servers expect).  Under torchrun
-the frames are sharded across ranks like flowmatch.evaluate.
+the frames are sharded across ranks like flowmatch.evaluate (flowmatch.distributed).
 """
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ import re
 import zipfile
 from typing import Any, Sequence
 
-from ._atomic import atomic_path
-from .errors import DatasetLayoutError, InputError, MethodUnavailableError
-from .evaluate import _gather, _init_dist, _leave_dist, _shared_failure
-from .methods.registry import get_method
+from .. import io
+from .._atomic import atomic_path
+from ..data import datasets as ds
+from ..distributed import DistInfo, collective_backend, distributed, gather_objects, shard, shared_failure
+from ..errors import DatasetLayoutError, InputError
+from .harness import MethodRun, check_method, progress_bar
 
 SUBMIT_DATASETS = ("sintel", "kitti2012", "kitti2015")
 
@@ -59,6 +61,34 @@ def _output_paths(dataset: str, samples: Sequence[Any], out: str, pass_: str) ->
     return paths
 
 
+def _jobs(dataset: str, root: str, passes: Sequence[str], split: str) -> list[tuple[Any, str]]:
+    """(sample source, pass or "") for each part of the submission."""
+    if dataset == "sintel":
+        bad = [p for p in passes if p not in ("clean", "final")]
+        if bad or not passes:
+            raise InputError(f"Sintel passes are clean and final, got {list(passes)}")
+        return [(ds.Sintel(root, split=split, pass_=p), p) for p in passes]
+    return [(ds.Kitti(root, year=int(dataset[-4:]), split=split, gt="occ"), "")]
+
+
+def _write_part(dataset: str, data: Any, pass_: str, out: str, run: MethodRun, n: int, progress: bool,
+                dist: DistInfo) -> list[str]:
+    """This rank's flow files among the first n frames of one part (a Sintel pass or the KITTI set)."""
+    mine = shard(range(n), dist)
+    bar = progress_bar(len(mine), progress and dist.is_main, f"{dataset} {pass_}".strip())
+    written = []
+    for i in mine:
+        s = data[i]
+        path = _output_paths(dataset, [s], out, pass_)[0]
+        io.write_flow(path, run.flow(s.img1, s.img2))
+        written.append(path)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return written
+
+
 def submit(dataset: str, root: str, method: str, out: str, *, passes: Sequence[str] = ("clean", "final"),
            split: str = "test", zip_: bool = False, device: str = "cpu", options: dict | None = None,
            limit: int | None = None, progress: bool = True) -> list[str]:
@@ -66,56 +96,26 @@ def submit(dataset: str, root: str, method: str, out: str, *, passes: Sequence[s
 
     Returns the list of flow files written (all ranks' files under torchrun) and, when zipped, the
     archive path last."""
-    from . import io
-    from .data import datasets as ds
-    from .methods.registry import flow as run_flow
-
     if dataset not in SUBMIT_DATASETS:
         raise InputError(f"submissions exist for {', '.join(SUBMIT_DATASETS)}, not {dataset!r}")
-    m = get_method(method)
-    reason = m.unavailable_reason()
-    if reason is not None:
-        raise MethodUnavailableError(f"method {method!r} cannot run here: {reason}")
+    check_method(method)
     if not root or not os.path.isdir(root):
         raise DatasetLayoutError(f"dataset root {root!r} is not a folder; pass --root PATH")
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out!r} exists and is not a folder")
-    jobs: list[tuple[Any, str]] = []  # (sample source, pass or "")
-    if dataset == "sintel":
-        bad = [p for p in passes if p not in ("clean", "final")]
-        if bad or not passes:
-            raise InputError(f"Sintel passes are clean and final, got {list(passes)}")
-        for p in passes:
-            jobs.append((ds.Sintel(root, split=split, pass_=p), p))
-    else:
-        jobs.append((ds.Kitti(root, year=int(dataset[-4:]), split=split, gt="occ"), ""))
-    d = _init_dist()
-    written: list[str] = []
-    try:
-        with _shared_failure(d):
+    jobs = _jobs(dataset, root, passes, split)
+    run = MethodRun(method, device, dict(options or {}))
+    with distributed(backend=collective_backend()) as dist:
+        written: list[str] = []
+        with shared_failure(dist):
             for data, p in jobs:
                 n = len(data) if limit is None else min(limit, len(data))
                 if n == 0:
                     raise DatasetLayoutError(f"no frames found for {dataset} ({split}) under {root!r}")
-                bar = None
-                if progress and d.rank == 0:
-                    from tqdm import tqdm
-                    bar = tqdm(total=len(range(d.rank, n, d.world)), desc=f"{dataset} {p}".strip(), unit="frame")
-                for i in range(d.rank, n, d.world):
-                    s = data[i]
-                    path = _output_paths(dataset, [s], out, p)[0]
-                    result = run_flow(s.img1, s.img2, method=method, device=device, **(options or {}))
-                    io.write_flow(path, result)
-                    written.append(path)
-                    if bar is not None:
-                        bar.update(1)
-                if bar is not None:
-                    bar.close()
-        if d.world > 1:
-            written = sorted(p for part in _gather(written, d) for p in part)
-    finally:
-        _leave_dist(d)
-    if zip_ and d.rank == 0:
+                written += _write_part(dataset, data, p, out, run, n, progress, dist)
+        if dist.distributed:
+            written = sorted(p for part in gather_objects(written, dist) for p in part)
+    if zip_ and dist.is_main:
         written.append(zip_folder(out, [os.path.join(out, p) for p in (passes if dataset == "sintel" else ["flow"])]))
     return written
 

@@ -1,4 +1,4 @@
-"""The evaluation harness (flowmatch/evaluate.py, `flowmatch eval`) on miniature dataset layouts."""
+"""The evaluation harness (flowmatch/evaluation/, `flowmatch eval`) on miniature dataset layouts."""
 from __future__ import annotations
 
 import json
@@ -16,8 +16,7 @@ from flowmatch.cli import main
 from flowmatch.errors import DatasetLayoutError, InputError
 from flowmatch.evaluate import ImageMeanMetrics, evaluate
 
-sys.path.insert(0, os.path.dirname(__file__))
-import layouts  # noqa: E402  (B's miniature layout builders)
+import layouts  # miniature official dataset layouts (tests/layouts.py, on the path via conftest.py)
 
 METHOD = "farneback"
 

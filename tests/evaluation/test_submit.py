@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import zipfile
 
 import numpy as np
@@ -13,10 +12,9 @@ import flowmatch
 from flowmatch import io
 from flowmatch.cli import main
 from flowmatch.errors import DatasetLayoutError, InputError
-from flowmatch.submit import submit
+from flowmatch.evaluation.submit import submit
 
-sys.path.insert(0, os.path.dirname(__file__))
-import layouts  # noqa: E402
+import layouts  # tests/layouts.py (on the path via conftest.py)
 
 METHOD = "dis-fast"
 

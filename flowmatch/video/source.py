@@ -167,6 +167,64 @@ def _encoder_settings(width: int, height: int, quality: int) -> dict[str, Any]:
             "pix_fmt_out": "yuv444p" if odd else "yuv420p"}
 
 
+def _check_video_args(out: str, viz: str | None, every: int, start: int, end: int | None, fmt: str) -> None:
+    if every < 1:
+        raise InputError(f"--every must be at least 1, got {every}")
+    if start < 0 or (end is not None and end <= start):
+        raise InputError(f"need 0 <= --start < --end, got start={start}, end={end}")
+    if fmt not in ("flo", "png"):
+        raise InputError(f"flow format must be 'flo' or 'png' (KITTI 16-bit), got {fmt!r}")
+    if viz is not None and os.path.splitext(viz)[1].lower() not in (".mp4", ".mkv", ".avi", ".mov", ".webm"):
+        raise InputError(f"--viz {viz!r}: give a video file name (.mp4, .mkv, .avi, .mov, .webm)")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out!r} exists and is not a folder")
+
+
+def _pairs(frames: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(index of the first frame, first frame, second frame) of consecutive selected frames."""
+    prev: tuple[int, np.ndarray] | None = None
+    for i, img in frames:
+        if prev is not None:
+            yield prev[0], prev[1], img
+        prev = (i, img)
+
+
+def _write_flows(pairs: Iterator[tuple[int, np.ndarray, np.ndarray]], out: str, fmt: str, resume: bool,
+                 run: tuple[str, str, dict[str, Any]], viz_to: tuple | None, summary: VideoSummary,
+                 bar: Any) -> str | None:
+    """Flow file per pair into `out` (counted in `summary`); with viz_to = (path, size, fps,
+    max_radius) also the side-by-side video.  Returns the video path when one was written."""
+    from . import io
+    from .methods.registry import flow as run_flow
+
+    method, device, options = run
+    writer = None
+    ok = False
+    try:
+        for j, img0, img in pairs:
+            path = flow_path(out, j, fmt)
+            if resume and os.path.isfile(path):
+                summary.skipped += 1
+                f = io.read_flow(path)[0] if viz_to else None
+            else:
+                f = run_flow(img0, img, method=method, device=device, **options)
+                io.write_flow(path, f)
+                summary.computed += 1
+            summary.pairs += 1
+            summary.outputs.append(path)
+            if viz_to:
+                if writer is None:
+                    writer = _VizWriter(viz_to[0], viz_to[1], viz_to[2])
+                writer.add(img0, f, viz_to[3])
+            if bar is not None:
+                bar.update(1)
+        ok = True
+    finally:
+        if writer is not None:
+            writer.close(ok)
+    return viz_to[0] if writer is not None else None
+
+
 def video_flow(source: str, out: str, method: str | None = None, *, viz: str | None = None, every: int = 1,
                start: int = 0, end: int | None = None, fmt: str = "flo", resume: bool = False,
                device: str = "cpu", options: dict[str, Any] | None = None, viz_max_radius: float | None = None,
@@ -185,22 +243,11 @@ def video_flow(source: str, out: str, method: str | None = None, *, viz: str | N
         viz_max_radius: flow magnitude (px) of full colour saturation; None = per frame.
     Returns a VideoSummary.  Flow files hold H×W×2 float32 pixels, x (u) first.
     """
-    from . import io
-    from .methods.registry import best_method, flow as run_flow, get_method
+    from .methods.registry import best_method, get_method
 
-    if every < 1:
-        raise InputError(f"--every must be at least 1, got {every}")
-    if start < 0 or (end is not None and end <= start):
-        raise InputError(f"need 0 <= --start < --end, got start={start}, end={end}")
-    if fmt not in ("flo", "png"):
-        raise InputError(f"flow format must be 'flo' or 'png' (KITTI 16-bit), got {fmt!r}")
-    if viz is not None and os.path.splitext(viz)[1].lower() not in (".mp4", ".mkv", ".avi", ".mov", ".webm"):
-        raise InputError(f"--viz {viz!r}: give a video file name (.mp4, .mkv, .avi, .mov, .webm)")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise InputError(f"--out {out!r} exists and is not a folder")
+    _check_video_args(out, viz, every, start, end, fmt)
     method = method or best_method()
-    m = get_method(method)
-    reason = m.unavailable_reason()
+    reason = get_method(method).unavailable_reason()
     if reason is not None:
         raise MethodUnavailableError(f"method {method!r} cannot run here: {reason}")
     meta, frames = frame_source(source)
@@ -211,45 +258,20 @@ def video_flow(source: str, out: str, method: str | None = None, *, viz: str | N
         last = meta["frames"] if end is None else min(end, meta["frames"])
         total = max(0, (last - 1 - start) // every) if last > start else 0
     summary = VideoSummary()
-    writer = None
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=total, desc=f"video:{method}", unit="pair", dynamic_ncols=True)
+    viz_to = None if not viz else (viz, meta["size"], (meta["fps"] or 10.0) / every, viz_max_radius)
     t0 = time.perf_counter()
-    ok = False
     try:
-        prev: tuple[int, np.ndarray] | None = None
-        for i, img in _selected(frames, start, end, every):
-            if prev is not None:
-                j, img0 = prev
-                path = flow_path(out, j, fmt)
-                if resume and os.path.isfile(path):
-                    summary.skipped += 1
-                    f = io.read_flow(path)[0] if viz else None
-                else:
-                    f = run_flow(img0, img, method=method, device=device, **(options or {}))
-                    io.write_flow(path, f)
-                    summary.computed += 1
-                summary.pairs += 1
-                summary.outputs.append(path)
-                if viz:
-                    if writer is None:
-                        fps = (meta["fps"] or 10.0) / every
-                        writer = _VizWriter(viz, meta["size"], fps)
-                    writer.add(img0, f, viz_max_radius)
-                if bar is not None:
-                    bar.update(1)
-            prev = (i, img)
-        ok = True
+        pairs = _pairs(_selected(frames, start, end, every))
+        summary.viz = _write_flows(pairs, out, fmt, resume, (method, device, options or {}), viz_to, summary, bar)
     finally:
-        if writer is not None:
-            writer.close(ok)
         if bar is not None:
             bar.close()
     summary.seconds = time.perf_counter() - t0
     summary.fps = summary.pairs / summary.seconds if summary.seconds > 0 else 0.0
-    summary.viz = viz if writer is not None else None
     if summary.pairs == 0:
         raise InputError(f"{source!r} has fewer than two frames between start={start} and end={end} "
                          f"(every={every}); nothing to do")

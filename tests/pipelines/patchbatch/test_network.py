@@ -4,9 +4,10 @@ import pytest
 import torch
 
 import flowmatch
-from flowmatch import descriptors_dense as dd
+from flowmatch._paths import DESCRIPTOR_WEIGHTS
+from flowmatch.pipelines.patchbatch import network as dd
 from flowmatch.checkpoint import save_checkpoint
-from flowmatch.data.patch_pairs import normalize_gray, to_gray
+from flowmatch.image import normalize_gray, to_gray
 from flowmatch.errors import CheckpointError, InputError
 from flowmatch.models.patchbatch import PatchBatchNet
 
@@ -118,7 +119,7 @@ def test_load_descriptor_model_roundtrip_and_errors(tmp_path):
 
 
 def test_shipped_weights_load():
-    if not __import__("os").path.isfile(__import__("flowmatch._paths")._paths.weights_path(dd.SHIPPED["dense"])):
+    if not __import__("os").path.isfile(__import__("flowmatch._paths")._paths.weights_path(DESCRIPTOR_WEIGHTS["dense"])):
         pytest.skip("no shipped dense weights")
     net = dd.load_descriptor_model()
     assert net.variant == "dense"

@@ -30,14 +30,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.patch_pairs import normalize_gray, patch_offsets, to_gray
-from .errors import CheckpointError, InputError
-from .models.patchbatch import LEAK, PatchBatchNet, fused_layers
+from ..._paths import DESCRIPTOR_WEIGHTS, weights_path
+from ...checkpoint import load_checkpoint, load_state_into
+from ...data.patch_pairs import patch_offsets
+from ...errors import CheckpointError, InputError
+from ...image import frame_to_numpy, normalize_gray, to_gray
+from ...models.patchbatch import LEAK, PatchBatchNet, fused_layers
 
-__all__ = ["descriptors", "load_descriptor_model", "prepare_image", "SHIPPED"]
-
-# Shipped weights: name -> file in flowmatch._paths.weights_dir().
-SHIPPED = {"dense": "patchbatch_dense.safetensors", "paper": "patchbatch_paper.safetensors"}
+__all__ = ["descriptors", "load_descriptor_model", "prepare_image"]
 _SPLITS = 4  # number of pools, i.e. space-to-batch steps (output grid 2**4 = 16 px per phase period)
 
 
@@ -48,12 +48,9 @@ def load_descriptor_model(name: str | None = None, device: str | torch.device = 
         name: None or "dense" (the shipped dense-evaluable network), "paper" (the shipped 51×51
             network, per-patch only), or the path of a "patchbatch" checkpoint / weights file.
     Raises CheckpointError when the file is missing, foreign or does not fit the network."""
-    from ._paths import weights_path
-    from .checkpoint import load_checkpoint, load_state_into
-
     key = name or "dense"
-    path = weights_path(SHIPPED[key]) if key in SHIPPED else key
-    if key in SHIPPED and not os.path.isfile(path):
+    path = weights_path(DESCRIPTOR_WEIGHTS[key]) if key in DESCRIPTOR_WEIGHTS else key
+    if key in DESCRIPTOR_WEIGHTS and not os.path.isfile(path):
         raise CheckpointError(f"shipped descriptor weights {path!r} are missing; train them with "
                               "`flowmatch train patchbatch --export ...` or pass a checkpoint path")
     ckpt = load_checkpoint(path, "patchbatch")
@@ -69,13 +66,7 @@ def load_descriptor_model(name: str | None = None, device: str | torch.device = 
 def prepare_image(image: Any, name: str = "image") -> torch.Tensor:
     """Image (H×W or H×W×3; numpy or torch; uint8, uint16 or float) -> H×W float32 grayscale
     normalised by its own mean and standard deviation."""
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu()
-        if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3, 4):
-            image = image.permute(1, 2, 0)
-        image = image.numpy()
-    if not isinstance(image, np.ndarray):
-        raise InputError(f"{name} must be a numpy array or torch tensor, got {type(image).__name__}")
+    image = frame_to_numpy(image, name)
     return torch.from_numpy(normalize_gray(to_gray(image, name)))
 
 

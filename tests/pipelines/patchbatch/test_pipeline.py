@@ -8,7 +8,7 @@ import pytest
 import flowmatch
 from flowmatch import _ext
 from flowmatch.errors import InputError
-from flowmatch.matching import NoMatchesWarning, patchbatch_flow
+from flowmatch.pipelines.patchbatch import NoMatchesWarning, patchbatch_flow
 
 pytestmark = pytest.mark.skipif(not _ext.available(), reason="flowmatch._C not built")
 
@@ -51,17 +51,19 @@ def test_registered_methods_and_verbose_timings(capsys):
 
 
 def test_no_surviving_match_gives_a_defined_flow_and_a_warning(monkeypatch):
-    import flowmatch.matching as matching
+    import torch
+
+    from flowmatch.pipelines.patchbatch import pipeline
 
     a, b = _shifted_pair()
 
-    def inconsistent(da, db, cfg):
+    def inconsistent(da, db, cfg, seed=0):
         H, W = da.shape[:2]
-        far = np.full((H, W, 2), 10 * max(H, W), np.float32)  # every target leaves the image
-        cost = np.ones((H, W), np.float32)
+        far = torch.full((H, W, 2), 10.0 * max(H, W))  # every target leaves the image
+        cost = torch.ones(H, W)
         return far, cost, far, cost
 
-    monkeypatch.setattr(matching, "match_descriptors", inconsistent)
+    monkeypatch.setattr(pipeline, "match_descriptors", inconsistent)
     with pytest.warns(NoMatchesWarning):
         flow = patchbatch_flow(a, b, preset="fast", descriptor="raw")
     assert flow.shape == (96, 128, 2) and np.isfinite(flow).all()

@@ -1,0 +1,159 @@
+"""Which descriptor makes the PatchBatch pipeline match best, judged on held-out real pairs.
+
+The same pipeline (a preset of flowmatch.pipelines.patchbatch, default patchbatch-fast) runs with each
+descriptor; per group of held-out real pairs (flowmatch.data.sources.HELD_OUT_REAL: no training run
+ever reads them) it prints the mean EPE, and for each descriptor field FPR95 and the top-1
+(hardest-negative) share on fixed triplets of the same pairs, measured on the dense descriptor fields
+themselves (so raw patches, DAISY and the networks are scored the same way).  Zero flow is printed for
+scale.
+
+    python benchmarks/bench_descriptor_pipeline.py                         # raw, daisy, shipped nets
+    python benchmarks/bench_descriptor_pipeline.py --weights runs/pb/snapshots/step_*.safetensors \\
+        --skip-baselines --json curve.json                                 # learning curve of a run
+    python benchmarks/bench_descriptor_pipeline.py --preset patchbatch-accurate --pairs sintel
+
+Descriptor names: ``raw`` (normalised 9×9 patches), ``daisy`` (scikit-image DAISY), ``dense`` /
+``paper`` (the shipped networks), a weights path (a network), ``combined:PATH`` (network and raw
+patches concatenated, see the pipeline's DescriptorConfig).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import flowmatch  # noqa: E402
+from flowmatch.data.patch_pairs import PatchPairSampler  # noqa: E402
+from flowmatch.train.descriptor_scores import descriptor_scores  # noqa: E402
+from flowmatch.train.patchbatch_data import heldout_real_frames  # noqa: E402
+
+GROUPS = (("Sintel clean", "sintel/", "_clean_"), ("Sintel final", "sintel/", "_final_"),
+          ("Chairs", "flyingchairs/", ""), ("KITTI 2012", "kitti2012/", ""))
+
+
+def group_of(name: str) -> str:
+    for label, prefix, part in GROUPS:
+        if name.startswith(prefix) and part in name:
+            return label
+    return "other"
+
+
+def descriptor_options(desc: str) -> dict:
+    """flowmatch.flow options selecting descriptor `desc` (see the module docstring)."""
+    if desc in ("raw", "daisy"):
+        return {"descriptor": desc}
+    if desc.startswith("combined:"):
+        return {"descriptor": "combined", "descriptor_model": desc.split(":", 1)[1]}
+    return {"descriptor": "patchbatch", "descriptor_model": None if desc == "dense" else desc}
+
+
+def dense_field(desc: str, img: np.ndarray) -> torch.Tensor:
+    """H×W×D descriptor field of `img` for descriptor `desc` (stride 1, no PCA)."""
+    from flowmatch.pipelines.patchbatch.config import DescriptorConfig
+    from flowmatch.pipelines.patchbatch.descriptors import compute_descriptors
+
+    opts = descriptor_options(desc)
+    cfg = DescriptorConfig(kind=opts["descriptor"], model=opts.get("descriptor_model"))
+    return compute_descriptors(img, img, cfg)[0].float()
+
+
+def sample_field(field: torch.Tensor, xy: np.ndarray) -> torch.Tensor:
+    """Bilinear samples of an H×W×D field at K×2 pixel positions (x first) -> K×D."""
+    h, w = field.shape[:2]
+    g = torch.from_numpy(xy.astype(np.float32)).clone()
+    g[:, 0] = 2 * g[:, 0] / (w - 1) - 1
+    g[:, 1] = 2 * g[:, 1] / (h - 1) - 1
+    out = torch.nn.functional.grid_sample(field.permute(2, 0, 1)[None], g[None, None], align_corners=True)
+    return out[0, :, 0].T
+
+
+def triplet_scores(desc: str, frames: list, positions) -> dict:
+    fields = [(dense_field(desc, f.img1), dense_field(desc, f.img2)) for f in frames]
+    da, dp, dn = [], [], []
+    for i, (f1, f2) in enumerate(fields):
+        m = positions.frame == i
+        da.append(sample_field(f1, positions.xy1[m]))
+        dp.append(sample_field(f2, positions.xy2[m]))
+        dn.append(sample_field(f2, positions.xyn[m]))
+    return descriptor_scores(torch.cat(da), torch.cat(dp), torch.cat(dn))
+
+
+def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: int) -> dict:
+    from flowmatch.metrics import epe
+
+    rows = {}
+    positions = PatchPairSampler(frames, 21, augment=False, seed=5).sample(triplets) if triplets else None
+    for desc in (["zero"] if with_zero else []) + descs:
+        per_pair, t0 = {}, time.perf_counter()
+        for f in frames:
+            if desc == "zero":
+                pred = np.zeros_like(f.flow)
+            else:
+                pred = flowmatch.flow(f.img1, f.img2, method=preset, **descriptor_options(desc))
+            per_pair[f.name] = float(epe(pred, f.flow, f.valid))
+        secs = (time.perf_counter() - t0) / len(frames)
+        groups: dict[str, list[float]] = {}
+        for name, v in per_pair.items():
+            groups.setdefault(group_of(name), []).append(v)
+        means = {g: float(np.mean(v)) for g, v in groups.items()}
+        row = {"per_pair": per_pair, "groups": means, "mean_of_groups": float(np.mean(list(means.values()))),
+               "s_per_pair": secs}
+        if positions is not None and desc != "zero":
+            row.update(triplet_scores(desc, frames, positions))
+        rows[desc] = row
+        print(f"  {desc}: mean of groups {row['mean_of_groups']:.3f} ({secs:.2f} s/pair)", flush=True)
+    return rows
+
+
+def table(rows: dict) -> str:
+    labels = [g for g, _, _ in GROUPS if any(g in r["groups"] for r in rows.values())]
+    head = "| descriptor | " + " | ".join(labels) + " | mean of groups | FPR95 | top-1 | s/pair |"
+    lines = [head, "|" + "---|" * (len(labels) + 5)]
+    for d, r in rows.items():
+        cells = [f"{r['groups'][g]:.2f}" if g in r["groups"] else "" for g in labels]
+        fpr = f"{r['fpr95']:.3f}" if "fpr95" in r else ""
+        top = f"{r['top1']:.3f}" if "top1" in r else ""
+        lines.append(f"| {d} | " + " | ".join(cells) + f" | {r['mean_of_groups']:.2f} | {fpr} | {top} | "
+                     f"{r['s_per_pair']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="patchbatch-fast")
+    ap.add_argument("--descriptors", default="raw,daisy,dense", help="comma-separated descriptor names")
+    ap.add_argument("--weights", nargs="*", default=[], help="extra network weights (globs) to score")
+    ap.add_argument("--skip-baselines", action="store_true", help="only the --weights (learning curves)")
+    ap.add_argument("--pairs", default="", help="only pairs whose name contains this")
+    ap.add_argument("--triplets", type=int, default=4096, help="held-out triplets for FPR95/top-1 (0 = skip)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", default=None, help="write all numbers here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    frames = [f for f in heldout_real_frames(min_size=64) if args.pairs in f.name]
+    if not frames:
+        print("no held-out real pairs found (../shared/data/real): nothing to judge")
+        return 0
+    descs = [] if args.skip_baselines else [d for d in args.descriptors.split(",") if d]
+    for pattern in args.weights:
+        descs += sorted(glob.glob(pattern)) or [pattern]
+    print(f"{len(frames)} held-out real pairs, preset {args.preset}, {torch.get_num_threads()} threads")
+    rows = run(descs, args.preset, frames, not args.skip_baselines, args.triplets)
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"preset": args.preset, "rows": rows}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

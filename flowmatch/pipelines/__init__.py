@@ -1,0 +1,1 @@
+"""Flow pipelines built from several stages (one subpackage per pipeline)."""

@@ -1,0 +1,148 @@
+"""Settings of the PatchBatch pipeline: one small frozen dataclass per stage, nested in PipelineConfig.
+
+Units are pixels of the full image unless a field says otherwise.  Each stage config checks its own
+values on construction (InputError), so a config that exists is a valid one.  The method registry
+sees the pipeline as flat options (``iterations=4``, ``refine=False``): `OPTION_FIELDS` maps each
+option to its stage and field, `flat_options` and `with_options` convert.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...errors import InputError
+
+
+def _check_ints(cfg: Any, names: tuple[str, ...], minimum: int) -> None:
+    for name in names:
+        val = getattr(cfg, name)
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < minimum:
+            raise InputError(f"{name} must be an integer >= {minimum}, got {val!r}")
+
+
+# "patchbatch": the network; "raw": normalised 9×9 patches; "daisy": scikit-image DAISY;
+# "combined": the network's unit-normalised descriptor and raw patches, concatenated.
+DESCRIPTOR_KINDS = ("patchbatch", "raw", "daisy", "combined")
+
+
+@dataclass(frozen=True)
+class DescriptorConfig:
+    """Stage 1: dense descriptors of both frames."""
+    kind: str = "patchbatch"       # one of DESCRIPTOR_KINDS (see descriptors.compute_descriptors)
+    model: str | None = None       # load_descriptor_model name/path (None = shipped dense weights)
+    stride: int = 1                # descriptors (and PatchMatch) on every k-th pixel
+    pca_dim: int | None = None     # reduce descriptors to this many PCA components (None = keep)
+    half: bool = False             # store descriptors as float16 for PatchMatch
+    raw_weight: float = 0.5        # "combined": share of the raw patches in the squared distance
+
+    def __post_init__(self) -> None:
+        _check_ints(self, ("stride",), 1)
+        if self.kind not in DESCRIPTOR_KINDS:
+            raise InputError(f"descriptor must be one of {DESCRIPTOR_KINDS}, got {self.kind!r}")
+        if not (isinstance(self.raw_weight, (int, float)) and 0.0 <= float(self.raw_weight) <= 1.0):
+            raise InputError(f"raw_weight must be a number in [0, 1], got {self.raw_weight!r}")
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    """Stage 2: PatchMatch both ways, coarse-to-fine (grid = descriptor-grid pixels)."""
+    iterations: int = 4            # PatchMatch passes
+    radius: int = 8                # first random-search radius (grid px)
+    window: int = 2                # random initialisation half-window around the coarse result (grid px)
+    coarse_factor: int = 4         # first match on a grid pooled by this factor (1 = off)
+    coarse_window: int = 48        # random init half-window on the coarse grid (coarse px)
+    coarse_radius: int = 32        # first search radius on the coarse grid (coarse px)
+    coarse_iterations: int = 6     # PatchMatch passes on the coarse grid
+    subpixel: bool = True          # parabola refinement of the matches
+
+    def __post_init__(self) -> None:
+        _check_ints(self, ("iterations", "coarse_factor", "coarse_iterations"), 1)
+        _check_ints(self, ("radius", "window", "coarse_window", "coarse_radius"), 0)
+
+
+@dataclass(frozen=True)
+class ConsistencyConfig:
+    """Stage 3: forward-backward check and seed selection."""
+    threshold: float = 1.0             # round-trip tolerance (grid px)
+    cost_quantile: float | None = None  # drop the costliest consistent matches
+    saliency_th: float = 0.0           # drop matches where img1's local gradient energy (0-1 scale) is lower
+    seed_step: int = 3                 # seeds for interpolation on every k-th grid pixel
+
+    def __post_init__(self) -> None:
+        _check_ints(self, ("seed_step",), 1)
+
+
+@dataclass(frozen=True)
+class InterpolationConfig:
+    """Stage 4: edge-aware sparse-to-dense interpolation."""
+    nn: int = 100                  # nearest matches per model
+    coef_kernel: float = 0.8       # weights exp(-coef · geodesic distance)
+    affine: bool = True            # locally affine (else Nadaraya-Watson)
+    pref_nn: int = 50              # prefilter neighbours (0 = off)
+    pref_th: float = 5.0           # prefilter threshold (px)
+    edge_scale: float = 1.0        # weight of image edges in the geodesic cost
+
+    def __post_init__(self) -> None:
+        _check_ints(self, ("nn",), 1)
+        _check_ints(self, ("pref_nn",), 0)
+
+
+@dataclass(frozen=True)
+class RefinementConfig:
+    """Stage 5: DIS local corrections, then variational refinement."""
+    enabled: bool = True           # run this stage at all
+    dis: bool = True               # let OpenCV DIS (medium) refine from the interpolated flow...
+    dis_max_change: float = 4.0    # ...keeping its result only where it moves the flow by less than this (px)
+    iterations: int = 5            # fixed-point iterations of the variational refinement
+    alpha: float = 20.0            # smoothness weight of the variational refinement
+
+    def __post_init__(self) -> None:
+        _check_ints(self, ("iterations",), 0)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline: one config per stage, the random seed and the CPU thread count."""
+    descriptors: DescriptorConfig = field(default_factory=DescriptorConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+    interpolation: InterpolationConfig = field(default_factory=InterpolationConfig)
+    refinement: RefinementConfig = field(default_factory=RefinementConfig)
+    seed: int = 0                  # PatchMatch initialisation and PCA sampling
+    threads: int | None = None     # torch threads for the CPU ops while the pipeline runs (None = as is)
+
+
+STAGES = ("descriptors", "matching", "consistency", "interpolation", "refinement")
+# Flat option names that differ from "<field>" of their stage.
+_RENAMED = {("descriptors", "kind"): "descriptor", ("descriptors", "model"): "descriptor_model",
+            ("descriptors", "stride"): "descriptor_stride", ("consistency", "threshold"): "consistency",
+            ("refinement", "enabled"): "refine", ("refinement", "dis"): "refine_dis",
+            ("refinement", "iterations"): "refine_iterations", ("refinement", "alpha"): "refine_alpha"}
+# option name -> (stage or None for PipelineConfig itself, field)
+OPTION_FIELDS: dict[str, tuple[str | None, str]] = {
+    **{_RENAMED.get((stage, f.name), f.name): (stage, f.name)
+       for stage in STAGES for f in dataclasses.fields(PipelineConfig.__dataclass_fields__[stage].default_factory)},
+    "seed": (None, "seed"), "threads": (None, "threads"),
+}
+
+
+def flat_options(cfg: PipelineConfig) -> dict[str, Any]:
+    """Every setting of `cfg` by its flat option name (the method registry's defaults)."""
+    return {name: getattr(getattr(cfg, stage) if stage else cfg, attr) for name, (stage, attr) in OPTION_FIELDS.items()}
+
+
+def with_options(cfg: PipelineConfig, **options: Any) -> PipelineConfig:
+    """`cfg` with flat options replaced; InputError for an unknown option or an invalid value."""
+    unknown = set(options) - set(OPTION_FIELDS)
+    if unknown:
+        raise InputError(f"unknown pipeline option(s) {sorted(unknown)}; known: {sorted(OPTION_FIELDS)}")
+    per_stage: dict[str | None, dict[str, Any]] = {}
+    for name, value in options.items():
+        stage, attr = OPTION_FIELDS[name]
+        per_stage.setdefault(stage, {})[attr] = value
+    top = per_stage.pop(None, {})
+    stages = {stage: dataclasses.replace(getattr(cfg, stage), **vals) for stage, vals in per_stage.items()}
+    return dataclasses.replace(cfg, **stages, **top)

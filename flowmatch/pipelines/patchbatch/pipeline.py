@@ -1,0 +1,100 @@
+"""`patchbatch_flow`: the five stages in order, timed.
+
+Data path: frames (float32 H×W×3 in [0, 255], flowmatch.image.as_image) -> descriptors (torch h×w×D,
+h×w = the descriptor grid) -> PatchMatch flows and costs both ways (torch h×w×2, h×w) -> sparse
+Matches (torch M×2, in image pixels) -> interpolated flow (numpy H×W×2) -> refined flow (numpy
+H×W×2 float32, pixels, u then v).
+"""
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from typing import Any
+
+
+from ..._threads import torch_threads
+from ...errors import InputError
+from ...image import as_image
+from ...ops.interpolation import NoMatchesWarning
+from .config import PipelineConfig
+from .consistency import drop_flat, sparse_matches
+from .descriptors import compute_descriptors
+from .interpolation import densify
+from .matching import match_descriptors
+from .presets import resolve_config
+from .refinement import refine
+
+
+class _Timer:
+    """Stage timings (wall and process CPU seconds); printed to stderr as they happen when verbose."""
+
+    def __init__(self, verbose: bool, label: str):
+        self.verbose, self.label = verbose, label
+        self.stages: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._start = self._t0
+        self._c = time.process_time()
+
+    def stage(self, name: str, extra: str = "") -> None:
+        """Close the stage that began at the previous call (or at construction)."""
+        now, cpu = time.perf_counter(), time.process_time()
+        dt, dc = now - self._start, cpu - self._c
+        self._start, self._c = now, cpu
+        self.stages[name], self.cpu[name] = dt, dc
+        if self.verbose:
+            print(f"[{self.label}] {name:<12s} {dt:7.2f} s (cpu {dc:6.2f} s)"
+                  f"{('  ' + extra) if extra else ''}", file=sys.stderr)
+
+    def done(self) -> None:
+        if self.verbose:
+            print(f"[{self.label}] {'total':<12s} {time.perf_counter() - self._t0:7.2f} s", file=sys.stderr)
+
+
+def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accurate", verbose: bool = False,
+                    model: Any = None, return_stages: bool = False, **options: Any):
+    """Optical flow img1 -> img2 by the PatchBatch pipeline.
+
+    Args:
+        img1, img2: frames H×W or H×W×3 (uint8/uint16/float), same size.
+        preset: "accurate", "fast" or a PipelineConfig; options: flat overrides (config.OPTION_FIELDS).
+        verbose: print each stage's wall time to stderr.
+        model: an already loaded descriptor network (else cfg.descriptors.model is loaded).
+        return_stages: also return a dict of intermediate results and timings.
+    Returns:
+        H×W×2 float32 flow (pixels, u then v) [, stages dict].
+    Warns NoMatchesWarning (and returns the refined zero flow) when no match survives the check.
+    """
+    cfg = resolve_config(preset, **options)
+    a, b = as_image(img1, "img1"), as_image(img2, "img2")
+    if a.shape != b.shape:
+        raise InputError(f"img1 and img2 differ in size: {a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]}")
+    timer = _Timer(verbose, f"patchbatch-{preset if isinstance(preset, str) else 'custom'}")
+    with torch_threads(cfg.threads):
+        da, db = compute_descriptors(a, b, cfg.descriptors, model, seed=cfg.seed)
+        timer.stage("descriptors", f"{tuple(da.shape)} {str(da.dtype).replace('torch.', '')}")
+        fab, cab, fba, _ = match_descriptors(da, db, cfg.matching, seed=cfg.seed)
+        timer.stage("patchmatch", "both directions")
+        c = cfg.consistency
+        m = sparse_matches(fab, fba, cab, threshold=c.threshold, cost_quantile=c.cost_quantile, step=c.seed_step,
+                           scale=float(cfg.descriptors.stride))
+        m = drop_flat(m, a, c.saliency_th)
+        n_grid = -(-fab.shape[0] // c.seed_step) * -(-fab.shape[1] // c.seed_step)
+        timer.stage("consistency", f"{len(m)} of {n_grid} grid matches kept")
+        if len(m) == 0:
+            warnings.warn("patchbatch: no match survived the consistency check; the flow is the variational "
+                          "refinement of zero flow", NoMatchesWarning, stacklevel=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoMatchesWarning)  # already reported above
+            dense = densify(m, a, cfg.interpolation)
+        timer.stage("interpolate")
+        out = dense
+        if cfg.refinement.enabled:
+            out = refine(dense, a, b, cfg.refinement)
+            timer.stage("refine")
+        timer.done()
+    if return_stages:
+        return out, {"matches": m, "flow_ab": fab, "flow_ba": fba, "cost_ab": cab, "interpolated": dense,
+                     "timings": timer.stages, "cpu_timings": timer.cpu, "config": cfg}
+    return out
