@@ -3,12 +3,13 @@
 #   make test    the default test suite (slow tests excluded; `make test-all` runs them too)
 #   make bench   the benchmark scripts
 #   make cuda-check  compile every csrc/**/*.cu with nvcc (no GPU needed)
+#   make gpu-check   on a CUDA machine: every GPU test + GPU benchmarks, one table (skips without a GPU)
 # Switch to a CUDA build of torch with FLOWMATCH_TORCH=cuda (see scripts/setup_env.sh).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup build demo test test-all bench cuda-check clean
+.PHONY: setup build demo test test-all bench cuda-check gpu-check clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -32,5 +33,8 @@ bench: build
 cuda-check: setup
 	@$(PY) scripts/check_cuda.py
 
+gpu-check: build
+	@$(PY) scripts/gpu_check.py
+
 clean:
-	rm -rf build flowmatch/_C*.so .build.log demo_output
+	rm -rf build flowmatch/_C*.so .build.log demo_output  # build/ also holds the emulated-kernel test builds

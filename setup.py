@@ -44,7 +44,9 @@ def _extensions():
     want_cuda = _want_cuda()
     from torch.utils import cpp_extension
 
-    sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
+    # csrc/cuda_emulation/ holds the test-only CUDA emulation (built by the tests, never shipped).
+    sources = sorted(p for p in glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True)
+                     if not p.startswith(os.path.join("csrc", "cuda_emulation", "")))
     # C++20: torch 2.14 headers use `requires` clauses (torch 2.13 builds with it too).
     cxx = ["-O3", "-fopenmp", "-std=c++20", "-DAT_PARALLEL_OPENMP=1"]
     kwargs = dict(

@@ -18,6 +18,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test, excluded from `make test` (run `make test-all`)")
+    config.addinivalue_line("markers", "cuda_emulated: runs the CUDA kernel source on the CPU through "
+                            "csrc/cuda_emulation/cuda_host.h (`pytest -m cuda_emulated`)")
+    config.addinivalue_line("markers", "gpu: needs a CUDA device (skipped without one; `make gpu-check`)")
 
 
 @pytest.fixture(scope="session")

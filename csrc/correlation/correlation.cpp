@@ -1,65 +1,19 @@
-// Schemas of the correlation ops and the input checks every kernel runs first.
+// Schemas of the correlation ops (the input checks every kernel runs first: correlation_ops.h).
 //
 // flowmatch::correlation(f1, f2, pad_size, kernel_size, max_displacement, stride1, stride2)
 //   -> N × D² × oH × oW, D = 2·(max_displacement // stride2) + 1, channel = dy_index·D + dx_index,
 //      oH = floor((H + 2·pad − 2·md − k) / stride1) + 1 (same for oW).
-// flowmatch::correlation_backward(grad_output, f1, f2, ...) -> (grad_f1, grad_f2)
-// flowmatch::_correlation_elementwise / _correlation_backward_elementwise: the per-element code path
-//   the CUDA kernels use (correlation.h), on the CPU; for tests.
-// flowmatch::_correlation_cuda_emulated: the CUDA forward kernel's tiled schedule run on the CPU; for tests.
+// flowmatch::correlation_backward(grad_output, f1, f2, ..., output_mask) -> (grad_f1, grad_f2)
+// Kernels: cpu/correlation_kernel.cpp, cuda/correlation_kernel.cu; autograd and fake kernels:
+// flowmatch/ops/correlation_registration.py.  Test-only ops live in their own library
+// (flowmatch_testing, cpu/correlation_testing.cpp), not in this schema.
 #include <torch/library.h>
-
-#include "correlation_ops.h"
-
-namespace fm_corr {
-
-CorrParams check_inputs(const at::Tensor& f1, const at::Tensor& f2, int64_t pad_size, int64_t kernel_size,
-                        int64_t max_displacement, int64_t stride1, int64_t stride2) {
-  TORCH_CHECK(f1.dim() == 4 && f2.dim() == 4, "correlation: f1 and f2 must be 4-D N×C×H×W, got ", f1.sizes(),
-              " and ", f2.sizes());
-  TORCH_CHECK(f1.sizes() == f2.sizes(), "correlation: f1 and f2 must have the same shape, got ", f1.sizes(),
-              " and ", f2.sizes());
-  TORCH_CHECK(f1.scalar_type() == f2.scalar_type(), "correlation: f1 and f2 must have the same dtype, got ",
-              f1.scalar_type(), " and ", f2.scalar_type());
-  TORCH_CHECK(f1.device() == f2.device(), "correlation: f1 and f2 must be on the same device, got ", f1.device(),
-              " and ", f2.device());
-  const auto st = f1.scalar_type();
-  TORCH_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
-              "correlation: dtype must be float16, bfloat16, float32 or float64, got ", st);
-  TORCH_CHECK(pad_size >= 0 && max_displacement >= 0, "correlation: pad_size (", pad_size,
-              ") and max_displacement (", max_displacement, ") must be >= 0");
-  TORCH_CHECK(kernel_size >= 1 && kernel_size % 2 == 1, "correlation: kernel_size must be a positive odd number, got ",
-              kernel_size);
-  TORCH_CHECK(stride1 >= 1 && stride2 >= 1, "correlation: stride1 (", stride1, ") and stride2 (", stride2,
-              ") must be >= 1");
-  TORCH_CHECK(f1.size(0) >= 1 && f1.size(1) >= 1, "correlation: N and C must be >= 1, got ", f1.sizes());
-  const CorrParams P = corr_make_params(f1.size(0), f1.size(1), f1.size(2), f1.size(3), pad_size, kernel_size,
-                                        max_displacement, stride1, stride2);
-  TORCH_CHECK(P.oH >= 1 && P.oW >= 1, "correlation: output size would be ", P.oH, "x", P.oW, " for input ", P.H,
-              "x", P.W, "; need H + 2*pad_size >= 2*max_displacement + kernel_size");
-  return P;
-}
-
-void check_grad(const at::Tensor& grad, const at::Tensor& f1, const CorrParams& P) {
-  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == P.N && grad.size(1) == P.D * P.D && grad.size(2) == P.oH &&
-                  grad.size(3) == P.oW,
-              "correlation_backward: grad_output must have shape [", P.N, ", ", P.D * P.D, ", ", P.oH, ", ", P.oW,
-              "], got ", grad.sizes());
-  TORCH_CHECK(grad.device() == f1.device(), "correlation_backward: grad_output is on ", grad.device(),
-              " but the inputs are on ", f1.device());
-}
-
-}  // namespace fm_corr
 
 TORCH_LIBRARY_FRAGMENT(flowmatch, m) {
   m.def("correlation(Tensor f1, Tensor f2, int pad_size, int kernel_size, int max_displacement, int stride1, "
         "int stride2) -> Tensor");
+  // output_mask: which of (grad_f1, grad_f2) to compute (autograd passes needs_input_grad); one not
+  // asked for comes back as an empty tensor.
   m.def("correlation_backward(Tensor grad_output, Tensor f1, Tensor f2, int pad_size, int kernel_size, "
-        "int max_displacement, int stride1, int stride2) -> (Tensor, Tensor)");
-  m.def("_correlation_elementwise(Tensor f1, Tensor f2, int pad_size, int kernel_size, int max_displacement, "
-        "int stride1, int stride2) -> Tensor");
-  m.def("_correlation_backward_elementwise(Tensor grad_output, Tensor f1, Tensor f2, int pad_size, "
-        "int kernel_size, int max_displacement, int stride1, int stride2) -> (Tensor, Tensor)");
-  m.def("_correlation_cuda_emulated(Tensor f1, Tensor f2, int pad_size, int kernel_size, int max_displacement, "
-        "int stride1, int stride2) -> Tensor");
+        "int max_displacement, int stride1, int stride2, bool[2] output_mask=[True, True]) -> (Tensor, Tensor)");
 }

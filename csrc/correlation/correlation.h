@@ -1,5 +1,6 @@
 // FlowNet correlation: index maths, bounds and per-element sums shared by the CPU kernels, the CUDA
-// kernels and the cupy source (which reads this very file, so it must stay free of includes).
+// kernels and the cupy source (which reads this very file as text: only project includes, which
+// it inlines).
 //
 // Coordinates here are those of the unpadded inputs.  Output (i, j), kernel offset (a, b) and
 // displacement (q, o) read
@@ -8,11 +9,10 @@
 // with zero outside [0, H) × [0, W), and out[n, q·D + o, i, j] = Σ f1·f2 / (k²·C).
 #pragma once
 
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-#define FM_HD __host__ __device__ __forceinline__
-#else
-#define FM_HD inline
-#endif
+#include "common/host_device.h"
+
+namespace flowmatch {
+namespace corr {
 
 typedef long long fm_index_t;  // 64-bit: N·C·H·W and N·D²·oH·oW overflow 32 bits at realistic sizes
 
@@ -117,3 +117,6 @@ FM_HD A corr_backward_element(const T* grad, const T* other, const CorrParams& P
   }
   return acc;
 }
+
+}  // namespace corr
+}  // namespace flowmatch

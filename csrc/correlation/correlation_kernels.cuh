@@ -1,22 +1,31 @@
-// CUDA kernel bodies of the correlation op.  Included by correlation_cuda.cu and read as source text
-// by flowmatch/ops/correlation_cupy.py (after correlation.h), so: no includes, no torch types.
+// CUDA kernels of the correlation op: the launch shapes, the per-block pieces and the __global__
+// functions.  One source for three compilers: nvcc (cuda/correlation_kernel.cu), NVRTC (the cupy
+// backend reads this file as text after correlation.h) and g++ against the CUDA emulation layer
+// (the cuda_emulated tests, csrc/cuda_emulation/).  So: only project includes, no torch types.
 // T is the stored type, A the accumulator (float for float16/bfloat16/float32, double for float64).
 #pragma once
 
+#include "common/host_device.h"
+#include "correlation/correlation.h"
+
+namespace flowmatch {
+namespace corr {
+
 // Launch shape of the forward kernel: a block computes TW output columns of one output row for one
 // vertical displacement q and OC horizontal displacements; each thread owns at most
-// FM_FWD_PER_THREAD outputs.  CC channels at a time are staged in shared memory.
+// FM_FWD_PER_THREAD outputs.  CC channels at a time are staged in shared memory, at most
+// FM_FWD_SMEM_BYTES of it (the 48 KiB a launch gets without opt-in) for accumulators of acc_bytes.
 #define FM_FWD_THREADS 256
 #define FM_FWD_PER_THREAD 4
-#define FM_FWD_SMEM_FLOATS 12288
+#define FM_FWD_SMEM_BYTES 49152
 
-FM_HD void corr_fwd_config(const CorrParams& P, int* TW, int* OC, int* CC, int* nochunk) {
+FM_HD void corr_fwd_config(const CorrParams& P, fm_index_t acc_bytes, int* TW, int* OC, int* CC, int* nochunk) {
   const fm_index_t cap = FM_FWD_THREADS * FM_FWD_PER_THREAD;
   const fm_index_t oc = P.D < cap ? P.D : cap;
   fm_index_t tw = cap / oc;
   tw = tw > 32 ? 32 : (tw < 1 ? 1 : tw);
   const fm_index_t w1 = (tw - 1) * P.s1 + P.k, w2 = w1 + (oc - 1) * P.s2;
-  fm_index_t cc = FM_FWD_SMEM_FLOATS / (P.k * (w1 + w2));
+  fm_index_t cc = FM_FWD_SMEM_BYTES / acc_bytes / (P.k * (w1 + w2));
   cc = cc > 32 ? 32 : (cc < 1 ? 1 : cc);
   *TW = int(tw);
   *OC = int(oc);
@@ -108,11 +117,37 @@ FM_HD void corr_fwd_store(const CorrFwdTile& tl, const CorrParams& P, T* __restr
   }
 }
 
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+// Launch shape of the forward kernel for accumulator size acc_bytes: grid = (ceil(oW / TW), oH,
+// N · D · nochunk), FM_FWD_THREADS threads, smem_bytes of dynamic shared memory.  fits is false
+// when grid.y/z exceed 65535 or the tiles exceed 48 KiB (the caller reports it).
+struct CorrFwdLaunch {
+  int TW, OC, CC, nochunk;
+  fm_index_t grid_x, grid_y, grid_z, smem_bytes;
+  bool fits;
+};
+
+FM_HD CorrFwdLaunch corr_fwd_launch(const CorrParams& P, fm_index_t acc_bytes) {
+  CorrFwdLaunch L;
+  corr_fwd_config(P, acc_bytes, &L.TW, &L.OC, &L.CC, &L.nochunk);
+  L.grid_x = (P.oW + L.TW - 1) / L.TW;
+  L.grid_y = P.oH;
+  L.grid_z = P.N * P.D * L.nochunk;
+  L.smem_bytes = corr_fwd_smem_elems(P, L.TW, L.OC, L.CC) * acc_bytes;
+  L.fits = L.grid_y <= 65535 && L.grid_z <= 65535 && L.smem_bytes <= FM_FWD_SMEM_BYTES;
+  return L;
+}
+
+// Backward: one thread per input element, grid-stride over N·C·H·W.
+#define FM_BWD_THREADS 256
+FM_HD fm_index_t corr_bwd_blocks(const CorrParams& P) {
+  const fm_index_t total = P.N * P.C * P.H * P.W, want = (total + FM_BWD_THREADS - 1) / FM_BWD_THREADS;
+  return want < 65535 * 32 ? want : 65535 * 32;
+}
+
+#if defined(FM_DEVICE_CODE)
 // grid = (ceil(oW / TW), oH, N · D · nochunk), block = FM_FWD_THREADS, dynamic shared memory =
 // corr_fwd_smem_elems · sizeof(A).  The f2 strip (all OC displacements of this q) is staged once per
-// channel chunk and reused by every thread: one global read serves up to TW · OC products.  The CPU
-// emulation (flowmatch::_correlation_cuda_emulated) runs the same stage/accumulate/store functions.
+// channel chunk and reused by every thread: one global read serves up to TW · OC products.
 template <typename T, typename A>
 __device__ void corr_fwd_body(const T* __restrict__ f1, const T* __restrict__ f2, T* __restrict__ out,
                               const CorrParams P, int TW, int OC, int CC, int nochunk) {
@@ -146,4 +181,20 @@ __device__ void corr_bwd_body(const T* __restrict__ grad, const T* __restrict__ 
     grad_in[t] = static_cast<T>(corr_backward_element<A>(grad, other, P, which, n, c, y, x) * scale);
   }
 }
-#endif  // __CUDACC__
+template <typename T, typename A>
+__global__ void __launch_bounds__(FM_FWD_THREADS)
+    corr_fwd_kernel(const T* __restrict__ f1, const T* __restrict__ f2, T* __restrict__ out, const CorrParams P,
+                    int TW, int OC, int CC, int nochunk) {
+  corr_fwd_body<T, A>(f1, f2, out, P, TW, OC, CC, nochunk);
+}
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(FM_BWD_THREADS)
+    corr_bwd_kernel(const T* __restrict__ grad, const T* __restrict__ other, T* __restrict__ grad_in,
+                    const CorrParams P, int which) {
+  corr_bwd_body<T, A>(grad, other, grad_in, P, which);
+}
+#endif  // FM_DEVICE_CODE
+
+}  // namespace corr
+}  // namespace flowmatch

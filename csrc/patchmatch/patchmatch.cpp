@@ -1,4 +1,6 @@
-// Schema of the PatchMatch op (kernels: patchmatch_cpu.cpp, patchmatch_cuda.cu).
+// Schema of the PatchMatch op.  Kernels: cpu/patchmatch_kernel.cpp, cuda/patchmatch_kernel.cu (both
+// built from the per-pixel stages of patchmatch_kernels.cuh); fake kernel:
+// flowmatch/ops/patchmatch_registration.py.
 #include <torch/library.h>
 
 TORCH_LIBRARY_FRAGMENT(flowmatch, m) {

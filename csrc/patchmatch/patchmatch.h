@@ -1,4 +1,5 @@
-// PatchMatch on dense descriptor fields: the per-pixel logic shared by the CPU and CUDA kernels.
+// PatchMatch on dense descriptor fields: the per-candidate helpers shared by the CPU and CUDA kernels
+// (the per-pixel stages built from them are in patchmatch_kernels.cuh).
 //
 // Layout: a descriptor field is H×W×D, row-major, channels last (one contiguous D-vector per
 // pixel).  A match is an integer offset (u, v) so that pixel (x, y) of A matches (x+u, y+v) of B;
@@ -10,11 +11,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define FM_HD __host__ __device__ __forceinline__
-#else
-#define FM_HD inline
-#endif
+#include "common/host_device.h"
 
 namespace flowmatch {
 namespace pm {

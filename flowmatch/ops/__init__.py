@@ -6,26 +6,22 @@
     flowmatch.ops.edge_aware_interpolate(...)       sparse-to-dense flow (flowmatch/ops/interpolation.py)
 
 Note: `flowmatch.ops.correlation` is the function; the module is flowmatch.ops.correlation in
-sys.modules (importlib.import_module("flowmatch.ops.correlation")).
+sys.modules (importlib.import_module("flowmatch.ops.correlation")).  Each op's schema is in
+csrc/<op>/<op>.cpp, its kernels in csrc/<op>/cpu/ and csrc/<op>/cuda/, its fake kernel and autograd
+in flowmatch/ops/<op>_registration.py (loaded by flowmatch/ops/_library.py).
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from .correlation import correlation, correlation_output_shape, spatial_correlation_sample  # noqa: F401
+from . import _library
+from .correlation import correlation, spatial_correlation_sample  # noqa: F401
+from .correlation_shape import correlation_output_shape  # noqa: F401
 from .local_correlation import feature_pyramid, local_correlation  # noqa: F401
-# Imported eagerly: importing the submodule flowmatch.ops.patchmatch would otherwise replace a lazily
-# provided function of the same name with the module.
-from .interpolation import edge_aware_interpolate, edge_cost_map  # noqa: F401,E402
-from .patchmatch import patchmatch, patchmatch_bruteforce  # noqa: F401,E402
+from .interpolation import edge_aware_interpolate, edge_cost_map  # noqa: F401
+from .patchmatch import patchmatch, patchmatch_bruteforce  # noqa: F401
 
 __all__ = ["correlation", "correlation_output_shape", "spatial_correlation_sample", "patchmatch",
            "patchmatch_bruteforce", "edge_aware_interpolate", "edge_cost_map"]
 
-
-def __getattr__(name: str) -> Any:
-    # Ops of other modules load on first use (patchmatch belongs to flowmatch/ops/patchmatch.py).
-    if name == "patchmatch":
-        return getattr(importlib.import_module("flowmatch.ops.patchmatch"), "patchmatch")
-    raise AttributeError(f"module 'flowmatch.ops' has no attribute {name!r}")
+# Fake kernels and autograd of the compiled ops exist as soon as flowmatch.ops is imported (for
+# callers of torch.ops.flowmatch.* directly); nothing happens when the extension is not built.
+_library.load()

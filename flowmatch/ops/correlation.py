@@ -4,7 +4,8 @@
                                      stride1=1, stride2=2)          # FlowNetC: N×441×H×W
 
 Under the hood this is torch.ops.flowmatch.correlation (C++/CUDA kernels in csrc/correlation) with
-autograd (double backward too), a fake kernel for torch.compile / FakeTensor / torch.export, and the
+autograd (double backward too) and a fake kernel for torch.compile / FakeTensor / torch.export
+(flowmatch/ops/correlation_registration.py), and the
 pure-PyTorch reference (flowmatch.ops.correlation_reference) as a fallback when the extension is not
 built.  `spatial_correlation_sample` offers the layout of the spatial-correlation-sampler package over
 the same kernels.
@@ -12,13 +13,13 @@ the same kernels.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
-
 import torch
 
 from .. import _ext
 from ..errors import ExtensionNotBuiltError, InputError
-from .correlation_reference import check_params, correlation_reference, output_size
+from . import _library
+from .correlation_reference import check_params, correlation_reference
+from .correlation_shape import correlation_output_shape, correlation_output_size
 
 __all__ = ["correlation", "spatial_correlation_sample", "correlation_output_shape", "extension_available"]
 
@@ -29,17 +30,7 @@ _warned: set = set()
 
 def extension_available() -> bool:
     """True when torch.ops.flowmatch.correlation is registered (flowmatch._C built and loaded)."""
-    return _ext.load() and hasattr(torch.ops.flowmatch, "correlation")
-
-
-def correlation_output_shape(shape: Sequence[int], pad_size: int = 0, kernel_size: int = 1,
-                             max_displacement: int = 1, stride1: int = 1,
-                             stride2: int = 1) -> tuple[int, int, int, int]:
-    """(N, D², oH, oW) for an N×C×H×W input; see `correlation` for the formulas."""
-    n, _, h, w = shape
-    oh, ow = output_size(h, w, pad_size, kernel_size, max_displacement, stride1)
-    d = 2 * (max_displacement // stride2) + 1
-    return n, d * d, oh, ow
+    return _library.load() and hasattr(torch.ops.flowmatch, "correlation")
 
 
 def _check_inputs(f1: torch.Tensor, f2: torch.Tensor, pad_size: int, kernel_size: int,
@@ -63,7 +54,7 @@ def _check_inputs(f1: torch.Tensor, f2: torch.Tensor, pad_size: int, kernel_size
     n, c, h, w = f1.shape
     if n == 0 or c == 0:
         raise InputError(f"correlation: empty input of shape {tuple(f1.shape)} (N and C must be >= 1)")
-    oh, ow = output_size(h, w, pad_size, kernel_size, max_displacement, stride1)
+    oh, ow = correlation_output_size(h, w, pad_size, kernel_size, max_displacement, stride1)
     if oh < 1 or ow < 1:
         raise InputError(
             f"correlation: output size would be {oh}×{ow} for input {h}×{w} with pad_size={pad_size}, "
@@ -182,65 +173,3 @@ def spatial_correlation_sample(input1: torch.Tensor, input2: torch.Tensor, kerne
                       stride2=s2, backend=backend)
     n, _, oh, ow = out.shape
     return out.view(n, patch, patch, oh, ow) * (k * k * input1.shape[1])
-
-
-# ---------------------------------------------------------------------------------------------------
-# Op registration: fake kernels (shape inference) and autograd for the compiled ops.
-
-def _fake_correlation(f1, f2, pad_size, kernel_size, max_displacement, stride1, stride2):
-    torch._check(f1.dim() == 4 and f1.shape == f2.shape, lambda: "correlation: f1, f2 must be N×C×H×W alike")
-    n, _, h, w = f1.shape
-    oh = (h + 2 * pad_size - 2 * max_displacement - kernel_size) // stride1 + 1
-    ow = (w + 2 * pad_size - 2 * max_displacement - kernel_size) // stride1 + 1
-    torch._check(oh >= 1 and ow >= 1, lambda: "correlation: output size must be >= 1")
-    d = 2 * (max_displacement // stride2) + 1
-    return f1.new_empty((n, d * d, oh, ow))
-
-
-def _fake_correlation_backward(grad, f1, f2, pad_size, kernel_size, max_displacement, stride1, stride2):
-    return f1.new_empty(f1.shape), f2.new_empty(f2.shape)
-
-
-def _setup_forward(ctx, inputs, output):
-    f1, f2, *params = inputs
-    ctx.save_for_backward(f1, f2)
-    ctx.params = params
-
-
-def _backward_forward(ctx, grad):
-    f1, f2 = ctx.saved_tensors
-    g1, g2 = torch.ops.flowmatch.correlation_backward(grad, f1, f2, *ctx.params)
-    return g1, g2, None, None, None, None, None
-
-
-def _setup_backward(ctx, inputs, output):
-    grad, f1, f2, *params = inputs
-    ctx.save_for_backward(grad, f1, f2)
-    ctx.params = params
-
-
-def _backward_backward(ctx, gg1, gg2):
-    # L = <gg1, dA> + <gg2, dB> = <grad, corr(gg1, f2) + corr(f1, gg2)>: the op is bilinear, so the
-    # second derivatives are the forward and backward ops again (and so differentiable once more).
-    grad, f1, f2 = ctx.saved_tensors
-    if gg1 is None:
-        gg1 = torch.zeros_like(f1)
-    if gg2 is None:
-        gg2 = torch.zeros_like(f2)
-    d_grad = torch.ops.flowmatch.correlation(gg1, f2, *ctx.params) + \
-        torch.ops.flowmatch.correlation(f1, gg2, *ctx.params)
-    d_f1, d_f2 = torch.ops.flowmatch.correlation_backward(grad, gg1, gg2, *ctx.params)
-    return d_grad, d_f1, d_f2, None, None, None, None, None
-
-
-def _register() -> None:
-    if not extension_available():
-        return
-    torch.library.register_fake("flowmatch::correlation")(_fake_correlation)
-    torch.library.register_fake("flowmatch::correlation_backward")(_fake_correlation_backward)
-    torch.library.register_autograd("flowmatch::correlation", _backward_forward, setup_context=_setup_forward)
-    torch.library.register_autograd("flowmatch::correlation_backward", _backward_backward,
-                                    setup_context=_setup_backward)
-
-
-_register()

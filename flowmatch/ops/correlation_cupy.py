@@ -1,5 +1,5 @@
 """cupy backend of the correlation op: the same CUDA kernel bodies as the compiled extension
-(csrc/correlation/correlation.h + correlation_kernels.cuh), compiled at run time with NVRTC through
+(csrc/common/host_device.h + csrc/correlation/correlation.h + correlation_kernels.cuh), compiled at run time with NVRTC through
 cupy, for GPU users who cannot build flowmatch._C.  Use flowmatch.ops.correlation(..., backend="cupy").
 
 Needs a CUDA device and cupy (`pip install cupy-cuda12x`); float16/bfloat16 are computed in float32.
@@ -13,6 +13,7 @@ import os
 import torch
 
 from ..errors import InputError, MethodUnavailableError
+from .correlation_shape import correlation_displacements, correlation_output_shape
 
 _CSRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                      "csrc", "correlation")
@@ -20,6 +21,7 @@ _THREADS = 256  # FM_FWD_THREADS in correlation_kernels.cuh
 
 # extern "C" entry points over the shared template bodies (cupy launches plain C names).
 _WRAPPERS = r"""
+using namespace flowmatch::corr;
 #define FM_PARAMS long long N, long long C, long long H, long long W, long long pad, long long k, \
                   long long md, long long s1, long long s2
 #define FM_MAKE corr_make_params(N, C, H, W, pad, k, md, s1, s2)
@@ -46,13 +48,14 @@ KERNEL_NAMES = ("fm_corr_fwd_f32", "fm_corr_fwd_f64", "fm_corr_bwd_f32", "fm_cor
 def kernel_source() -> str:
     """The full NVRTC source: correlation.h, correlation_kernels.cuh and the extern "C" wrappers."""
     parts = []
-    for name in ("correlation.h", "correlation_kernels.cuh"):
+    for name in (os.path.join("..", "common", "host_device.h"), "correlation.h", "correlation_kernels.cuh"):
         path = os.path.join(_CSRC, name)
         if not os.path.exists(path):
             raise MethodUnavailableError(f"correlation (cupy): kernel source {path} not found; the cupy backend "
                                          "runs from a source checkout of flowmatch")
         with open(path, encoding="utf-8") as fh:
-            # The headers include each other by name; inline them instead (NVRTC has no include path).
+            # The headers include each other by name; inline them instead (NVRTC has no include path,
+            # and #pragma once keeps the order above the only copy).
             parts.append("\n".join(line for line in fh.read().splitlines()
                                    if not line.startswith('#include "')))
     return "\n".join(parts) + _WRAPPERS
@@ -68,15 +71,15 @@ def _module():
     return cupy, cupy.RawModule(code=kernel_source(), options=("-std=c++17",))
 
 
-def _fwd_config(p: dict) -> tuple[int, int, int, int]:
-    # Mirrors corr_fwd_config in correlation_kernels.cuh.
-    d = 2 * (p["md"] // p["s2"]) + 1
+def _fwd_config(p: dict, acc_bytes: int) -> tuple[int, int, int, int]:
+    # Mirrors corr_fwd_config in correlation_kernels.cuh (48 KiB of shared memory for the tiles).
+    d = correlation_displacements(p["md"], p["s2"])
     cap = _THREADS * 4
     oc = min(d, cap)
     tw = max(1, min(32, cap // oc))
     w1 = (tw - 1) * p["s1"] + p["k"]
     w2 = w1 + (oc - 1) * p["s2"]
-    cc = max(1, min(32, 12288 // (p["k"] * (w1 + w2))))
+    cc = max(1, min(32, 49152 // acc_bytes // (p["k"] * (w1 + w2))))
     return tw, oc, cc, (d + oc - 1) // oc
 
 
@@ -101,11 +104,10 @@ def _scalars(p: dict):
 
 def _forward(f1: torch.Tensor, f2: torch.Tensor, p: dict) -> torch.Tensor:
     import numpy as np
-    d = 2 * (p["md"] // p["s2"]) + 1
-    oh = (p["H"] + 2 * p["pad"] - 2 * p["md"] - p["k"]) // p["s1"] + 1
-    ow = (p["W"] + 2 * p["pad"] - 2 * p["md"] - p["k"]) // p["s1"] + 1
-    out = f1.new_empty((p["N"], d * d, oh, ow))
-    tw, oc, cc, nochunk = _fwd_config(p)
+    n, d2, oh, ow = correlation_output_shape(f1.shape, p["pad"], p["k"], p["md"], p["s1"], p["s2"])
+    d = correlation_displacements(p["md"], p["s2"])
+    out = f1.new_empty((n, d2, oh, ow))
+    tw, oc, cc, nochunk = _fwd_config(p, f1.element_size())
     w1 = (tw - 1) * p["s1"] + p["k"]
     smem = cc * p["k"] * (2 * w1 + (oc - 1) * p["s2"]) * f1.element_size()
     suffix = "f64" if f1.dtype == torch.float64 else "f32"

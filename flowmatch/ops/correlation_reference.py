@@ -10,16 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from .correlation_shape import correlation_displacements, correlation_output_size
 
-
-def output_size(height: int, width: int, pad_size: int, kernel_size: int, max_displacement: int,
-                stride1: int) -> tuple[int, int]:
-    """(oH, oW) = floor((H + 2·pad − 2·max_displacement − kernel_size) / stride1) + 1 (and same for W)."""
-    def one(n: int) -> int:
-        span = n + 2 * pad_size - 2 * max_displacement - kernel_size
-        return span // stride1 + 1 if span >= 0 else 0
-
-    return one(height), one(width)
+output_size = correlation_output_size  # the older name
 
 
 def check_params(pad_size: int, kernel_size: int, max_displacement: int, stride1: int,
@@ -46,9 +39,9 @@ def correlation_reference(f1: torch.Tensor, f2: torch.Tensor, pad_size: int = 0,
     Half-precision inputs are computed in float32 and cast back."""
     k, md, s1, s2, p = kernel_size, max_displacement, stride1, stride2, pad_size
     n, c, h, w = f1.shape
-    oh, ow = output_size(h, w, p, k, md, s1)
+    oh, ow = correlation_output_size(h, w, p, k, md, s1)
     r = md // s2
-    d = 2 * r + 1
+    d = correlation_displacements(md, s2)
     work = f1.dtype if f1.dtype in (torch.float32, torch.float64) else torch.float32
     p1 = F.pad(f1.to(work), (p, p, p, p))
     p2 = F.pad(f2.to(work), (p, p, p, p))
@@ -75,9 +68,9 @@ def correlation_banded_gemm(f1: torch.Tensor, f2: torch.Tensor, pad_size: int = 
     baseline; same output as correlation_reference."""
     p, md, s2 = pad_size, max_displacement, stride2
     n, c, h, w = f1.shape
-    oh, ow = output_size(h, w, p, 1, md, 1)
+    oh, ow = correlation_output_size(h, w, p, 1, md, 1)
     r = md // s2
-    d = 2 * r + 1
+    d = correlation_displacements(md, s2)
     p1 = F.pad(f1, (p, p, p, p))
     a = p1[:, :, md:md + oh, md:md + ow].permute(0, 2, 3, 1).contiguous()  # N×oH×oW×C
     p2 = F.pad(f2, (p, p, p, p)).permute(0, 2, 1, 3).contiguous()  # N×Hp×C×Wp, rows ready for matmul

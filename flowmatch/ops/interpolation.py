@@ -14,6 +14,7 @@ import torch
 
 from .. import _ext
 from ..errors import InputError
+from . import _library
 
 __all__ = ["edge_aware_interpolate", "edge_cost_map", "NoMatchesWarning"]
 
@@ -107,7 +108,8 @@ def edge_aware_interpolate(points: np.ndarray | torch.Tensor, flows: np.ndarray 
                       NoMatchesWarning, stacklevel=2)
         zero = np.zeros((H, W, 2), np.float32)
         return (zero, np.zeros(0, bool)) if return_kept else zero
-    _ext.require("flowmatch.ops.edge_aware_interpolate")
+    if not _library.load():
+        _ext.require("flowmatch.ops.edge_aware_interpolate")
     flow, kept = torch.ops.flowmatch.edge_aware_interpolate(
         xy.to(torch.int32).contiguous(), fl.contiguous(), cost.contiguous(), int(nn), float(coef_kernel),
         bool(affine), int(pref_nn), float(pref_th))

@@ -16,6 +16,7 @@ import torch
 
 from .. import _ext
 from ..errors import InputError
+from . import _library
 
 __all__ = ["patchmatch", "patchmatch_bruteforce", "validate_descriptors"]
 
@@ -94,7 +95,8 @@ def patchmatch(desc_a: torch.Tensor, desc_b: torch.Tensor, iterations: int = 2, 
         if not bool(torch.isfinite(guess).all()) or bool((guess.abs() >= 2 ** 20).any()):
             raise InputError("patchmatch: init must be finite with |values| < 2^20 pixels")
         guess = guess.round().to(device=desc_a.device, dtype=torch.int32).contiguous()
-    _ext.require("flowmatch.ops.patchmatch")
+    if not _library.load():
+        _ext.require("flowmatch.ops.patchmatch")
     if desc_a.device.type == "cuda" and not _has_cuda_kernel():
         raise InputError("patchmatch: descriptors are on CUDA but the extension was built without CUDA kernels; "
                          "move them to the CPU with .cpu() or rebuild with a CUDA torch")
@@ -137,19 +139,3 @@ def patchmatch_bruteforce(desc_a: torch.Tensor, desc_b: torch.Tensor, window: in
                 best_v[r0:r1, xs0:xs1][better] = v
     flow = torch.stack([best_u, best_v], dim=-1).float()
     return flow, best_cost
-
-
-def _register_fake() -> None:
-    """Shape propagation for torch.compile / FakeTensor tracing (no data is touched)."""
-    try:
-        @torch.library.register_fake("flowmatch::patchmatch")
-        def _fake(desc_a, desc_b, iterations, radius, window, seed, subpixel=False, init=None):
-            H, W = desc_a.shape[0], desc_a.shape[1]
-            return (desc_a.new_empty((H, W, 2), dtype=torch.float32),
-                    desc_a.new_empty((H, W), dtype=torch.float32))
-    except Exception:  # schema not loaded or already registered: tracing is optional
-        pass
-
-
-if _ext.load():
-    _register_fake()

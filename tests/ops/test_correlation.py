@@ -20,6 +20,8 @@ from flowmatch.nn import Correlation, SpatialCorrelationSampler
 from flowmatch.ops import correlation, spatial_correlation_sample
 from flowmatch.ops.correlation_reference import correlation_banded_gemm, correlation_reference
 
+from devices import over_devices
+
 corr_mod = importlib.import_module("flowmatch.ops.correlation")
 needs_ext = pytest.mark.skipif(not corr_mod.extension_available(), reason="flowmatch._C not built (make build)")
 
@@ -75,7 +77,7 @@ def _valid(s):
     return h + 2 * p - 2 * md - k >= 0 and w + 2 * p - 2 * md - k >= 0
 
 
-def _check_against_reference(s, dtype, op, bwd_op, tol):
+def _check_against_reference(s, dtype, op, bwd_op, tol, device="cpu"):
     n, c, h, w, k, md, s1, s2, p = s
     args = (p, k, md, s1, s2)
     f1, f2 = random_maps(n, c, h, w, seed=sum(s))
@@ -84,59 +86,43 @@ def _check_against_reference(s, dtype, op, bwd_op, tol):
     ref = correlation_reference(a, b, *args)
     g = torch.randn_like(ref)
     ga, gb = torch.autograd.grad(ref, (a, b), g)
-    out = op(f1.to(dtype), f2.to(dtype), *args)
-    g1, g2 = bwd_op(g.to(dtype), f1.to(dtype), f2.to(dtype), *args)
-    assert out.dtype == dtype and out.shape == ref.shape
-    torch.testing.assert_close(out.double(), ref.detach(), rtol=tol, atol=tol)
-    torch.testing.assert_close(g1.double(), ga, rtol=tol, atol=tol)
-    torch.testing.assert_close(g2.double(), gb, rtol=tol, atol=tol)
+    on = dict(dtype=dtype, device=device)
+    out = op(f1.to(**on), f2.to(**on), *args)
+    g1, g2 = bwd_op(g.to(**on), f1.to(**on), f2.to(**on), *args)
+    assert out.dtype == dtype and out.shape == ref.shape and out.device.type == device
+    torch.testing.assert_close(out.double().cpu(), ref.detach(), rtol=tol, atol=tol)
+    torch.testing.assert_close(g1.double().cpu(), ga, rtol=tol, atol=tol)
+    torch.testing.assert_close(g2.double().cpu(), gb, rtol=tol, atol=tol)
 
 
 @needs_ext
+@over_devices
 @settings(max_examples=20)
 @given(settings_st.filter(_valid))
-def test_op_float32_matches_reference(s):
-    # float32 with stride1 = 1 runs the SIMD kernels; stride1 > 1 the per-element path.
+def test_op_float32_matches_reference(device, s):
+    # CPU: float32 with stride1 = 1 runs the SIMD kernels; stride1 > 1 the per-element path.
     _check_against_reference(s, torch.float32, torch.ops.flowmatch.correlation,
-                             torch.ops.flowmatch.correlation_backward, 2e-5)
+                             torch.ops.flowmatch.correlation_backward, 2e-5, device)
 
 
 @needs_ext
 @settings(max_examples=20)
 @given(settings_st.filter(_valid))
 def test_elementwise_path_float64_matches_reference(s):
-    # The per-element functions of correlation.h are what the CUDA kernels run.
-    _check_against_reference(s, torch.float64, torch.ops.flowmatch._correlation_elementwise,
-                             torch.ops.flowmatch._correlation_backward_elementwise, 1e-10)
+    # The per-element functions of correlation.h (the CUDA backward kernel runs them too; the CUDA
+    # kernels themselves are run on the CPU in test_cuda_emulated.py).  Test-only ops: own library.
+    _check_against_reference(s, torch.float64, torch.ops.flowmatch_testing.correlation_elementwise,
+                             torch.ops.flowmatch_testing.correlation_backward_elementwise, 1e-10)
 
 
 @needs_ext
-@settings(max_examples=15)
-@given(settings_st.filter(_valid))
-def test_cuda_forward_schedule_emulated_on_cpu(s):
-    # The CUDA forward kernel's blocks, threads and shared-memory tiles, run sequentially on the CPU
-    # with the same stage/accumulate/store functions (correlation_kernels.cuh).
-    n, c, h, w, k, md, s1, s2, p = s
-    f1, f2 = random_maps(n, c, h, w, seed=sum(s))
-    torch.testing.assert_close(torch.ops.flowmatch._correlation_cuda_emulated(f1, f2, p, k, md, s1, s2),
-                               correlation_reference(f1, f2, p, k, md, s1, s2), rtol=1e-12, atol=1e-12)
-
-
-@needs_ext
-def test_cuda_forward_schedule_splits_many_displacements():
-    # D = 1201 > 1024 displacements per axis: the kernel splits them over several blocks.
-    f1, f2 = random_maps(1, 2, 1, 1, seed=7)
-    args = (600, 1, 600, 1, 1)
-    torch.testing.assert_close(torch.ops.flowmatch._correlation_cuda_emulated(f1, f2, *args),
-                               torch.ops.flowmatch._correlation_elementwise(f1, f2, *args), rtol=0, atol=0)
-
-
-@needs_ext
-def test_flownetc_settings_match_reference():
+@over_devices
+def test_flownetc_settings_match_reference(device):
     f1, f2 = random_maps(1, 32, 24, 30, dtype=torch.float32)
-    out = correlation(f1, f2, pad_size=20, kernel_size=1, max_displacement=20, stride1=1, stride2=2)
-    assert out.shape == (1, 441, 24, 30)
-    torch.testing.assert_close(out, correlation_reference(f1, f2, 20, 1, 20, 1, 2), rtol=1e-5, atol=1e-6)
+    out = correlation(f1.to(device), f2.to(device), pad_size=20, kernel_size=1, max_displacement=20, stride1=1,
+                      stride2=2)
+    assert out.shape == (1, 441, 24, 30) and out.device.type == device
+    torch.testing.assert_close(out.cpu(), correlation_reference(f1, f2, 20, 1, 20, 1, 2), rtol=1e-5, atol=1e-6)
 
 
 @needs_ext
@@ -162,12 +148,13 @@ def test_avx2_and_scalar_fallbacks_match_reference():
 
 
 @needs_ext
+@over_devices
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_accumulates_in_float32(dtype):
+def test_half_precision_accumulates_in_float32(dtype, device):
     # 512 channels of values ~1: a float16 running sum would lose ~3 digits; float32 accumulation keeps
     # the error at the output rounding.
     f1, f2 = random_maps(1, 512, 6, 8, dtype=torch.float32, seed=3)
-    f1, f2 = (f1 + 1).to(dtype), (f2 + 1).to(dtype)
+    f1, f2 = (f1 + 1).to(dtype).to(device), (f2 + 1).to(dtype).to(device)
     out = correlation(f1, f2, pad_size=1, kernel_size=1, max_displacement=1)
     ref = correlation_reference(f1.double(), f2.double(), 1, 1, 1, 1, 1)
     assert out.dtype == dtype
@@ -179,9 +166,10 @@ def test_half_precision_accumulates_in_float32(dtype):
 
 
 @needs_ext
+@over_devices
 @pytest.mark.parametrize("p,k,md,s1,s2", [(1, 1, 1, 1, 1), (1, 3, 1, 1, 1), (2, 1, 2, 2, 2)])
-def test_gradcheck_and_gradgradcheck(p, k, md, s1, s2):
-    f1, f2 = random_maps(1, 2, 4, 5, seed=k + s1)
+def test_gradcheck_and_gradgradcheck(p, k, md, s1, s2, device):
+    f1, f2 = (t.to(device) for t in random_maps(1, 2, 4, 5, seed=k + s1))
     f1.requires_grad_()
     f2.requires_grad_()
 
@@ -388,3 +376,36 @@ def test_module_and_fallback_warning(monkeypatch):
     assert len(msgs) == 1  # said once
     torch.testing.assert_close(out1, ref)
     torch.testing.assert_close(out2, ref)
+
+
+@needs_ext
+def test_cpp_and_python_output_size_formulas_agree():
+    # correlation.h's corr_out_size (the op's output) and correlation_shape.py (the fake kernel,
+    # reference, cupy backend) are the two copies of the formula, one per language.
+    from flowmatch.ops.correlation_shape import correlation_output_shape
+    f = torch.zeros(2, 3, 11, 14)
+    for p, k, md, s1, s2 in [(0, 1, 0, 1, 1), (3, 3, 2, 2, 1), (4, 1, 4, 3, 2), (5, 3, 6, 2, 4), (1, 1, 1, 1, 3)]:
+        if 11 + 2 * p - 2 * md - k < 0:
+            continue
+        assert tuple(torch.ops.flowmatch.correlation(f, f, p, k, md, s1, s2).shape) == \
+            correlation_output_shape(f.shape, p, k, md, s1, s2)
+
+
+@needs_ext
+def test_backward_computes_only_the_requested_gradients():
+    f1, f2 = random_maps(1, 3, 6, 7, seed=2)
+    args = (2, 1, 2, 1, 1)
+    g = torch.randn(1, 25, 6, 7, dtype=torch.float64)
+    full1, full2 = torch.ops.flowmatch.correlation_backward(g, f1, f2, *args)
+    only1, none2 = torch.ops.flowmatch.correlation_backward(g, f1, f2, *args, [True, False])
+    none1, only2 = torch.ops.flowmatch.correlation_backward(g, f1, f2, *args, [False, True])
+    assert none1.numel() == 0 and none2.numel() == 0
+    torch.testing.assert_close(only1, full1, rtol=0, atol=0)
+    torch.testing.assert_close(only2, full2, rtol=0, atol=0)
+    # autograd asks for f1's gradient only when f2 does not require one
+    a = f1.clone().requires_grad_()
+    correlation(a, f2, *args).backward(g)
+    torch.testing.assert_close(a.grad, full1)
+    b = f2.clone().requires_grad_()
+    correlation(f1, b, *args).backward(g)
+    torch.testing.assert_close(b.grad, full2)

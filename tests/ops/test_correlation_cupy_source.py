@@ -19,9 +19,10 @@ def test_kernel_source_is_self_contained():
         assert f'extern "C" __global__ void {name}(' in src
     # The cupy source and the .cu file share one set of kernel bodies.
     root = os.path.join(os.path.dirname(__file__), "..", "..", "csrc", "correlation")
-    with open(os.path.join(root, "correlation_cuda.cu"), encoding="utf-8") as fh:
+    with open(os.path.join(root, "cuda", "correlation_kernel.cu"), encoding="utf-8") as fh:
         cu = fh.read()
-    assert '#include "correlation_kernels.cuh"' in cu and "corr_fwd_body<T, A>" in cu
+    assert '#include "correlation/correlation_kernels.cuh"' in cu and "corr_fwd_kernel<scalar_t, A><<<" in cu
+    assert "corr_fwd_body<float, float>" in src and "__global__ void __launch_bounds__" in src
 
 
 def test_nvrtc_compiles_cupy_source():

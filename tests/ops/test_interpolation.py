@@ -125,3 +125,16 @@ def test_raw_op_checks_instead_of_crashing():
     xy = torch.tensor([[10, 10]], dtype=torch.int32)
     with pytest.raises(RuntimeError, match="outside"):
         torch.ops.flowmatch.edge_aware_interpolate(xy, torch.zeros(1, 2), torch.ones(5, 5), 5, 0.8, True, 0, 5.0)
+
+
+def test_fake_kernel_shapes():
+    import flowmatch.ops  # noqa: F401  (registers the fake kernels)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        xy = torch.zeros(17, 2, dtype=torch.int32)
+        fl = torch.zeros(17, 2)
+        cost = torch.ones(9, 13)
+        flow, kept = torch.ops.flowmatch.edge_aware_interpolate(xy, fl, cost, 5, 0.8, True, 0, 5.0)
+        assert flow.shape == (9, 13, 2) and flow.dtype == torch.float32
+        assert kept.shape == (17,) and kept.dtype == torch.bool

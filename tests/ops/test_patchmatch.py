@@ -7,6 +7,8 @@ from flowmatch import _ext
 from flowmatch.errors import InputError
 from flowmatch.ops.patchmatch import patchmatch, patchmatch_bruteforce
 
+from devices import over_devices
+
 pytestmark = pytest.mark.skipif(not _ext.available(), reason="flowmatch._C not built")
 
 
@@ -35,10 +37,13 @@ def _recompute_cost(a, b, flow):
     return (d.double() ** 2).sum(-1)
 
 
+@over_devices
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_reaches_bruteforce_minimum(seed):
+def test_reaches_bruteforce_minimum(seed, device):
     a, b, true_flow = _known_field(24, 40, 16, seed)
-    flow, cost = patchmatch(a, b, iterations=6, radius=16, window=40, seed=seed)
+    flow, cost = patchmatch(a.to(device), b.to(device), iterations=6, radius=16, window=40, seed=seed)
+    assert flow.device.type == device
+    flow, cost = flow.cpu(), cost.cpu()
     bf_flow, bf_cost = patchmatch_bruteforce(a, b)  # whole image = full search window
     # The oracle agrees with the construction (noise is small), so the oracle itself is checked too.
     assert (bf_flow == true_flow).float().all(-1).float().mean() > 0.99
@@ -67,10 +72,12 @@ def test_deterministic_and_thread_independent():
     assert not torch.equal(f4, f5), "the seed has no effect"
 
 
-def test_float16_costs_are_true_distances():
+@over_devices
+def test_float16_costs_are_true_distances(device):
     a, b, _ = _known_field(20, 24, 40, 4)  # D = 40: exercises the SIMD tail
     ah, bh = a.half(), b.half()
-    flow, cost = patchmatch(ah, bh, iterations=4, radius=8, window=24, seed=0)
+    flow, cost = patchmatch(ah.to(device), bh.to(device), iterations=4, radius=8, window=24, seed=0)
+    flow, cost = flow.cpu(), cost.cpu()
     torch.testing.assert_close(cost.double(), _recompute_cost(ah, bh, flow), rtol=1e-4, atol=1e-4)
     _, bf_cost = patchmatch_bruteforce(ah, bh)
     assert torch.isclose(cost, bf_cost, rtol=1e-4, atol=1e-4).float().mean() >= 0.99
@@ -142,10 +149,13 @@ def test_fake_tensor_shapes():
         assert flow.shape == (5, 7, 2) and cost.shape == (5, 7)
 
 
-def test_init_guess_centres_the_random_initialisation():
+@over_devices
+def test_init_guess_centres_the_random_initialisation(device):
     a, b, true_flow = _known_field(16, 20, 8, 6, noise=0.01)
     # no search, no propagation gain possible beyond the guess: window 0 returns the (clamped) guess
-    flow, cost = patchmatch(a, b, iterations=1, radius=0, window=0, seed=0, init=true_flow)
+    flow, cost = patchmatch(a.to(device), b.to(device), iterations=1, radius=0, window=0, seed=0,
+                            init=true_flow.to(device))
+    flow, cost = flow.cpu(), cost.cpu()
     assert torch.equal(flow, true_flow)
     torch.testing.assert_close(cost.double(), _recompute_cost(a, b, flow), rtol=1e-5, atol=1e-5)
     with pytest.raises(InputError):

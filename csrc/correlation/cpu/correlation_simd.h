@@ -1,8 +1,9 @@
-// Declarations of the run-time selected float32 SIMD kernels (correlation_cpu_simd.inc).
+// Declarations of the run-time selected float32 SIMD kernels (correlation_simd.inc; common/cpu_features.h picks one).
 #pragma once
-#include "correlation.h"
+#include "correlation/correlation.h"
 
-namespace fm_corr {
+namespace flowmatch {
+namespace corr {
 bool forward_rows_avx512(const float* f1, const float* f2, float* out, const CorrParams& P, fm_index_t n,
                          fm_index_t i0, fm_index_t i1);
 bool backward_rows_avx512(const float* grad, const float* other, float* grad_in, const CorrParams& P, int which,
@@ -11,4 +12,5 @@ bool forward_rows_avx2(const float* f1, const float* f2, float* out, const CorrP
                        fm_index_t i0, fm_index_t i1);
 bool backward_rows_avx2(const float* grad, const float* other, float* grad_in, const CorrParams& P, int which,
                         fm_index_t n, fm_index_t y0, fm_index_t y1);
-}  // namespace fm_corr
+}  // namespace corr
+}  // namespace flowmatch

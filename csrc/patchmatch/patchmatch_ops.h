@@ -1,4 +1,4 @@
-// Host-side input validation shared by the CPU and CUDA PatchMatch operators, so both reject bad
+// Host-side input validation shared by the CPU and CUDA PatchMatch kernels (cpu/, cuda/), so both reject bad
 // input with the same messages (TORCH_CHECK raises a Python exception; nothing aborts).  Only
 // ATen/c10 headers: .cu files include this too and must not see torch/extension.h.
 #pragma once

@@ -1,18 +1,22 @@
 // AVX2 + FMA variant of the float32 SIMD correlation kernels (selected at run time when the CPU has
-// AVX2 and FMA but not AVX-512).  Includes no torch/ATen header (see correlation_cpu_avx512.cpp).
+// AVX2 and FMA but not AVX-512).  Includes no torch/ATen header (see correlation_simd_avx512.cpp).
 // Everything shared with other translation units (correlation.h's inline functions, the C library)
 // is included before the target pragma, so that only this file's own functions use the wider ISA.
+#include "correlation/cpu/correlation_simd.h"
+
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #include <cstdlib>
 #include <cstring>
 
-#include "correlation.h"
+#include "correlation/correlation.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
 namespace {
+using ::flowmatch::corr::fm_index_t;
 struct Vec {
   static constexpr int L = 8;
   using reg = __m256;
@@ -40,6 +44,20 @@ struct Vec {
 #define FM_SIMD_MAX_OB 6
 #define FM_SIMD_MAX_MASKED_OB 3
 #define FM_SIMD_MAX_CB 4
-#include "correlation_cpu_simd.inc"
+#include "correlation/cpu/correlation_simd.inc"
 
 #pragma GCC pop_options
+
+#else  // not x86: cpu::level() is kNone, these are never called
+namespace flowmatch {
+namespace corr {
+bool forward_rows_avx2(const float*, const float*, float*, const CorrParams&, fm_index_t, fm_index_t, fm_index_t) {
+  return false;
+}
+bool backward_rows_avx2(const float*, const float*, float*, const CorrParams&, int, fm_index_t, fm_index_t,
+                        fm_index_t) {
+  return false;
+}
+}  // namespace corr
+}  // namespace flowmatch
+#endif

@@ -1,49 +1,28 @@
 // CPU kernels of the correlation op (TORCH_LIBRARY_IMPL(flowmatch, CPU)).
 //
-// float32 with stride1 = 1 runs the SIMD kernels (AVX-512 or AVX2, chosen at run time; see
-// correlation_cpu_simd.inc), stride1 = 2 or 3 the same on the stride-1 grid then subsampled;
-// float16/bfloat16 are computed in float32; everything else (float64, larger stride1, CPUs without
-// AVX2) uses the per-element code of correlation.h, which is also what the CUDA kernels run.  Work is split over (sample, row) pairs so one sample still uses every thread.
+// float32 with stride1 = 1 runs the SIMD kernels (AVX-512 or AVX2, chosen at run time by
+// common/cpu_features.h; see correlation_simd.inc), stride1 = 2 or 3 the same on the stride-1 grid
+// then subsampled; float16/bfloat16 are computed in float32 (their own kernels would go beside
+// these, issue 16); everything else (float64, larger stride1, CPUs without AVX2) uses the
+// per-element code of correlation.h, which the CUDA backward kernel runs too.  Work is split over
+// (sample, row) pairs so one sample still uses every thread.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
-#include <cstdlib>
-#include <cstring>
-#include <vector>
+#include "common/cpu_features.h"
+#include "correlation/correlation_ops.h"
+#include "correlation/cpu/correlation_cpu.h"
+#include "correlation/cpu/correlation_simd.h"
 
-#include "correlation_cpu_simd.h"
-#include "correlation_kernels.cuh"
-#include "correlation_ops.h"
-
-namespace fm_corr {
+namespace flowmatch {
+namespace corr {
 namespace {
 
-enum class Simd { kNone, kAvx2, kAvx512 };
-
-// FLOWMATCH_CORR_SIMD=none|avx2|avx512 caps the level (benchmarks and tests of the fallbacks).
-Simd simd_level() {
-  static const Simd level = [] {
-    Simd hw = Simd::kNone;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-      hw = Simd::kAvx512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      hw = Simd::kAvx2;
-#endif
-    const char* env = std::getenv("FLOWMATCH_CORR_SIMD");
-    if (env != nullptr) {
-      if (std::strcmp(env, "none") == 0) return Simd::kNone;
-      if (std::strcmp(env, "avx2") == 0 && hw != Simd::kNone) return Simd::kAvx2;
-    }
-    return hw;
-  }();
-  return level;
-}
+using cpu::Simd;
+Simd simd_level() { return cpu::level(); }
 
 // Calls fn(n, begin, end) over contiguous row ranges of one sample, rows of all samples in parallel.
 template <typename F>
@@ -74,6 +53,8 @@ bool use_simd_subsampled(const at::Tensor& t, const CorrParams& P) {
 CorrParams with_unit_stride(const CorrParams& P) {
   return corr_make_params(P.N, P.C, P.H, P.W, P.pad, P.k, P.md, 1, P.s2);
 }
+
+}  // namespace
 
 at::Tensor forward_impl(const at::Tensor& f1_in, const at::Tensor& f2_in, const CorrParams& P, bool elementwise) {
   const auto st = f1_in.scalar_type();
@@ -111,10 +92,12 @@ at::Tensor forward_impl(const at::Tensor& f1_in, const at::Tensor& f2_in, const 
 }
 
 std::tuple<at::Tensor, at::Tensor> backward_impl(const at::Tensor& grad_in, const at::Tensor& f1_in,
-                                                 const at::Tensor& f2_in, const CorrParams& P, bool elementwise) {
+                                                 const at::Tensor& f2_in, const CorrParams& P, bool elementwise,
+                                                 std::array<bool, 2> mask) {
   const auto st = f1_in.scalar_type();
   if (st == at::kHalf || st == at::kBFloat16) {
-    auto res = backward_impl(grad_in.to(at::kFloat), f1_in.to(at::kFloat), f2_in.to(at::kFloat), P, elementwise);
+    auto res = backward_impl(grad_in.to(at::kFloat), f1_in.to(at::kFloat), f2_in.to(at::kFloat), P, elementwise,
+                             mask);
     return {std::get<0>(res).to(st), std::get<1>(res).to(st)};
   }
   const at::Tensor grad = grad_in.to(st).contiguous();
@@ -124,16 +107,21 @@ std::tuple<at::Tensor, at::Tensor> backward_impl(const at::Tensor& grad_in, cons
     const CorrParams P1 = with_unit_stride(P);
     at::Tensor full = at::zeros({P1.N, P1.D * P1.D, P1.oH, P1.oW}, grad.options());
     full.slice(2, 0, (P.oH - 1) * P.s1 + 1, P.s1).slice(3, 0, (P.oW - 1) * P.s1 + 1, P.s1).copy_(grad);
-    return backward_impl(full, f1, f2, P1, false);
+    return backward_impl(full, f1, f2, P1, false, mask);
   }
-  at::Tensor g1 = at::empty(f1.sizes(), f1.options()), g2 = at::empty(f2.sizes(), f2.options());
+  // A gradient nobody asked for (needs_input_grad) is returned empty and never computed.
+  at::Tensor g1 = at::empty(mask[0] ? f1.sizes() : at::IntArrayRef{0}, f1.options());
+  at::Tensor g2 = at::empty(mask[1] ? f2.sizes() : at::IntArrayRef{0}, f2.options());
+  // Jobs run over the requested maps only: map index m in [0, nmaps) is `which` = first + m.
+  const int first = mask[0] ? 0 : 1, nmaps = int(mask[0]) + int(mask[1]);
+  if (nmaps == 0) return {g1, g2};
   if (!elementwise && use_simd(f1, P)) {
     const float *g = grad.const_data_ptr<float>(), *a = f1.const_data_ptr<float>(), *b = f2.const_data_ptr<float>();
     float *o1 = g1.mutable_data_ptr<float>(), *o2 = g2.mutable_data_ptr<float>();
     const bool avx512 = simd_level() == Simd::kAvx512;
     // Rows of grad_f1 and of grad_f2 as one list of 2·N·H jobs.
-    parallel_rows(2 * P.N, P.H, [&](fm_index_t wn, fm_index_t y0, fm_index_t y1) {
-      const int which = int(wn / P.N);
+    parallel_rows(nmaps * P.N, P.H, [&](fm_index_t wn, fm_index_t y0, fm_index_t y1) {
+      const int which = first + int(wn / P.N);
       const fm_index_t n = wn % P.N;
       const float* other = which == 0 ? b : a;
       float* dst = which == 0 ? o1 : o2;
@@ -148,8 +136,8 @@ std::tuple<at::Tensor, at::Tensor> backward_impl(const at::Tensor& grad_in, cons
                    *b = f2.const_data_ptr<scalar_t>();
     scalar_t *o1 = g1.mutable_data_ptr<scalar_t>(), *o2 = g2.mutable_data_ptr<scalar_t>();
     const scalar_t scale = scalar_t(1) / scalar_t(P.k * P.k * P.C);
-    parallel_rows(2 * P.N * P.C, P.H, [&](fm_index_t wnc, fm_index_t y0, fm_index_t y1) {
-      const int which = int(wnc / (P.N * P.C));
+    parallel_rows(nmaps * P.N * P.C, P.H, [&](fm_index_t wnc, fm_index_t y0, fm_index_t y1) {
+      const int which = first + int(wnc / (P.N * P.C));
       const fm_index_t n = (wnc / P.C) % P.N, c = wnc % P.C;
       const scalar_t* other = which == 0 ? b : a;
       scalar_t* dst = which == 0 ? o1 : o2;
@@ -165,6 +153,8 @@ void check_cpu(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "correlation (CPU kernel): ", name, " is on ", t.device());
 }
 
+namespace {
+
 at::Tensor forward_cpu(const at::Tensor& f1, const at::Tensor& f2, int64_t pad, int64_t k, int64_t md, int64_t s1,
                        int64_t s2) {
   const CorrParams P = check_inputs(f1, f2, pad, k, md, s1, s2);
@@ -174,82 +164,21 @@ at::Tensor forward_cpu(const at::Tensor& f1, const at::Tensor& f2, int64_t pad, 
 }
 
 std::tuple<at::Tensor, at::Tensor> backward_cpu(const at::Tensor& grad, const at::Tensor& f1, const at::Tensor& f2,
-                                                int64_t pad, int64_t k, int64_t md, int64_t s1, int64_t s2) {
+                                                int64_t pad, int64_t k, int64_t md, int64_t s1, int64_t s2,
+                                                std::array<bool, 2> mask) {
   const CorrParams P = check_inputs(f1, f2, pad, k, md, s1, s2);
   check_grad(grad, f1, P);
   check_cpu(f1, "f1");
   check_cpu(f2, "f2");
   check_cpu(grad, "grad_output");
-  return backward_impl(grad, f1, f2, P, false);
-}
-
-at::Tensor forward_elementwise_cpu(const at::Tensor& f1, const at::Tensor& f2, int64_t pad, int64_t k, int64_t md,
-                                   int64_t s1, int64_t s2) {
-  const CorrParams P = check_inputs(f1, f2, pad, k, md, s1, s2);
-  check_cpu(f1, "f1");
-  check_cpu(f2, "f2");
-  return forward_impl(f1, f2, P, true);
-}
-
-std::tuple<at::Tensor, at::Tensor> backward_elementwise_cpu(const at::Tensor& grad, const at::Tensor& f1,
-                                                            const at::Tensor& f2, int64_t pad, int64_t k, int64_t md,
-                                                            int64_t s1, int64_t s2) {
-  const CorrParams P = check_inputs(f1, f2, pad, k, md, s1, s2);
-  check_grad(grad, f1, P);
-  check_cpu(f1, "f1");
-  check_cpu(f2, "f2");
-  check_cpu(grad, "grad_output");
-  return backward_impl(grad, f1, f2, P, true);
-}
-
-// The CUDA forward kernel's block/thread/shared-memory schedule run sequentially on the CPU, with the
-// same stage / accumulate / store functions (correlation_kernels.cuh): a test of the GPU logic on a
-// machine without a GPU.  Slow; small inputs only.
-at::Tensor cuda_emulated_cpu(const at::Tensor& f1_in, const at::Tensor& f2_in, int64_t pad, int64_t k, int64_t md,
-                             int64_t s1, int64_t s2) {
-  const CorrParams P = check_inputs(f1_in, f2_in, pad, k, md, s1, s2);
-  check_cpu(f1_in, "f1");
-  const at::Tensor f1 = f1_in.contiguous(), f2 = f2_in.contiguous();
-  TORCH_CHECK(f1.scalar_type() == at::kFloat || f1.scalar_type() == at::kDouble,
-              "_correlation_cuda_emulated: float32/float64 only");
-  at::Tensor out = at::empty({P.N, P.D * P.D, P.oH, P.oW}, f1.options());
-  int TW, OC, CC, nochunk;
-  corr_fwd_config(P, &TW, &OC, &CC, &nochunk);
-  AT_DISPATCH_FLOATING_TYPES(f1.scalar_type(), "correlation_cuda_emulated", [&] {
-    using A = scalar_t;
-    const scalar_t *a = f1.const_data_ptr<scalar_t>(), *b = f2.const_data_ptr<scalar_t>();
-    scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    std::vector<A> smem(size_t(corr_fwd_smem_elems(P, TW, OC, CC)));
-    std::vector<A> acc(size_t(FM_FWD_THREADS) * FM_FWD_PER_THREAD);
-    const fm_index_t gx = (P.oW + TW - 1) / TW, gz = P.N * P.D * nochunk;
-    for (fm_index_t bz = 0; bz < gz; ++bz)
-      for (fm_index_t by = 0; by < P.oH; ++by)
-        for (fm_index_t bx = 0; bx < gx; ++bx) {
-          const CorrFwdTile tl = corr_fwd_tile(P, TW, OC, nochunk, bx, by, bz);
-          A* sA = smem.data();
-          A* sB = sA + fm_index_t(CC) * P.k * tl.w1;
-          std::fill(acc.begin(), acc.end(), A(0));
-          for (fm_index_t c0 = 0; c0 < P.C; c0 += CC) {
-            const fm_index_t cc = std::min<fm_index_t>(CC, P.C - c0);
-            for (fm_index_t tid = 0; tid < FM_FWD_THREADS; ++tid)  // then __syncthreads()
-              corr_fwd_stage<scalar_t, A>(tl, P, a, b, sA, sB, c0, cc, tid, FM_FWD_THREADS);
-            for (fm_index_t tid = 0; tid < FM_FWD_THREADS; ++tid)
-              corr_fwd_accumulate<A>(tl, P, sA, sB, cc, TW, tid, FM_FWD_THREADS, acc.data() + tid * FM_FWD_PER_THREAD);
-          }
-          for (fm_index_t tid = 0; tid < FM_FWD_THREADS; ++tid)
-            corr_fwd_store<scalar_t, A>(tl, P, o, TW, tid, FM_FWD_THREADS, acc.data() + tid * FM_FWD_PER_THREAD);
-        }
-  });
-  return out;
+  return backward_impl(grad, f1, f2, P, false, mask);
 }
 
 }  // namespace
-}  // namespace fm_corr
+}  // namespace corr
+}  // namespace flowmatch
 
 TORCH_LIBRARY_IMPL(flowmatch, CPU, m) {
-  m.impl("correlation", &fm_corr::forward_cpu);
-  m.impl("correlation_backward", &fm_corr::backward_cpu);
-  m.impl("_correlation_elementwise", &fm_corr::forward_elementwise_cpu);
-  m.impl("_correlation_backward_elementwise", &fm_corr::backward_elementwise_cpu);
-  m.impl("_correlation_cuda_emulated", &fm_corr::cuda_emulated_cpu);
+  m.impl("correlation", &flowmatch::corr::forward_cpu);
+  m.impl("correlation_backward", &flowmatch::corr::backward_cpu);
 }
