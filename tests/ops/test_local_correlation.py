@@ -347,13 +347,16 @@ def test_cuda_kernels_emulated_match_reference(shape):
     f1, f2, coords = make_inputs(n, c, h, w, h2, w2, margin=3.0, seed=sum(shape))
     coords = coords.floor() + torch.rand(coords.shape, dtype=torch.float64) * 0.8 + 0.1
     coords[0, 0, 0, 0] = float("nan")
-    torch.testing.assert_close(emu.local_correlation(f1, f2, coords, r), raft_reference(f1, f2, coords, r),
-                               rtol=0, atol=1e-10)
+    out, ref = emu.local_correlation(f1, f2, coords, r), raft_reference(f1, f2, coords, r)
+    # At the NaN pixel the reference (grid_sample) gives NaN and the kernel zero (outside the image).
+    assert torch.isnan(ref[0, :, 0, 0]).all() and (out[0, :, 0, 0] == 0).all()
+    ref[0, :, 0, 0] = 0
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
     a, b, cc = (t.clone().requires_grad_() for t in (f1, f2, coords))
     g = torch.randn(n, (2 * r + 1) ** 2, h, w, dtype=torch.float64)
     raft_reference(a, b, cc, r).backward(g)
     g1, g2, gc = emu.local_correlation_backward(g, f1, f2, coords, r, [True, True, True])
     torch.testing.assert_close(g1, a.grad, rtol=0, atol=1e-10)
     torch.testing.assert_close(g2, b.grad, rtol=0, atol=1e-10)
-    keep = torch.isfinite(coords)  # the reference's coords gradient at the NaN pixel is NaN; ours 0
+    keep = torch.isfinite(coords).all(1, keepdim=True).expand_as(coords)  # NaN pixel: reference NaN, ours 0
     torch.testing.assert_close(gc[keep], cc.grad[keep], rtol=0, atol=1e-10)
