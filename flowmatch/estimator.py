@@ -12,8 +12,9 @@ It does what users of the FlowNet ports keep getting wrong:
   - flow2 is at 1/4 resolution: it is upsampled ×4 bilinearly;
   - the network predicts flow / div_flow (20): the result is multiplied back.
 An optional `scale` resizes the input first (the paper runs FlowNetC at ×1.25); the flow is then
-returned at the input size in input pixels.  `precision="fp16"|"bf16"` runs the network under
-autocast on a GPU (bf16 also on CPU); the result is always float32.
+returned at the input size in input pixels.  `precision="auto"` (default) is bf16 autocast where the
+device runs bf16 natively (flowmatch.precision: CUDA with bf16, CPUs with AVX-512 BF16 or AMX) and fp32
+elsewhere; "fp32", "bf16" (CPU or GPU) and "fp16" (GPU only) force one.  The result is always float32.
 """
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ from ._paths import shipped_weights
 from .errors import InputError
 from .image import to_batch
 from .models.flownet import _FlowNetBase, build_model
+from .precision import resolve_precision
 
 MULTIPLE = 64
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 class FlowEstimator:
@@ -39,12 +41,13 @@ class FlowEstimator:
     Args:
         model: a FlowNetS or FlowNetC (see flowmatch.models).
         device: "cpu", "cuda" or a torch.device.
-        precision: "fp32", "fp16" (GPU only) or "bf16" (autocast).
+        precision: "auto" (bf16 where the device runs it natively, else fp32), "fp32", "fp16" (GPU
+            only) or "bf16" (autocast); the chosen one is `self.precision`.
         size_mode: "pad" (replicate-pad to a multiple of 64, crop back) or "resize".
         scale: resize factor applied to the input before the network (1.0 = none).
     """
 
-    def __init__(self, model: _FlowNetBase, device: str | torch.device = "cpu", precision: str = "fp32",
+    def __init__(self, model: _FlowNetBase, device: str | torch.device = "cpu", precision: str = "auto",
                  size_mode: str = "pad", scale: float = 1.0) -> None:
         if not isinstance(model, _FlowNetBase):
             raise InputError(f"model must be a FlowNetS or FlowNetC, got {type(model).__name__}")
@@ -59,6 +62,8 @@ class FlowEstimator:
             raise InputError("device 'cuda' asked for, but no CUDA device is visible; use device='cpu'")
         if precision == "fp16" and self.device.type != "cuda":
             raise InputError("precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
+        if precision == "auto":
+            precision = resolve_precision("auto", self.device)
         self.model = model.to(self.device).eval()
         self.precision, self.size_mode, self.scale = precision, size_mode, float(scale)
 

@@ -109,12 +109,25 @@ def test_bf16_autocast_on_cpu_is_close():
     torch.manual_seed(0)
     model = FlowNetS(width=0.125)
     img = ramp(64, 96)
-    f32 = FlowEstimator(model)(img, img[::-1].copy())
+    f32 = FlowEstimator(model, precision="fp32")(img, img[::-1].copy())
     bf16 = FlowEstimator(model, precision="bf16")(img, img[::-1].copy())
     assert bf16.dtype == np.float32
     assert np.abs(bf16 - f32).max() < 0.05 * np.abs(f32).max() + 0.05
     with pytest.raises(InputError, match="fp16"):
         FlowEstimator(model, precision="fp16")
+
+
+@pytest.mark.parametrize("fast_bf16, expected", [(False, "fp32"), (True, "bf16")])
+def test_auto_precision_is_bf16_only_on_cpus_that_run_it_natively(monkeypatch, fast_bf16, expected):
+    from flowmatch import precision
+
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: fast_bf16)
+    model = FlowNetS(width=0.125)
+    assert FlowEstimator(model).precision == expected  # "auto" is the default
+    assert FlowEstimator(model, precision="fp32").precision == "fp32"
+    from flowmatch.methods.registry import get_method
+
+    assert get_method("flownets").defaults["precision"] == "auto"
 
 
 @pytest.mark.parametrize("bad1, bad2, match", [

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
+from ...precision import PRECISIONS
 
 
 def _check_ints(cfg: Any, names: tuple[str, ...], minimum: int) -> None:
@@ -37,9 +38,14 @@ class DescriptorConfig:
     pca_dim: int | None = None     # reduce descriptors to this many PCA components (None = keep)
     half: bool = False             # store descriptors as float16 for PatchMatch
     raw_weight: float = 0.5        # "combined": share of the raw patches in the squared distance
+    # network arithmetic: "auto" = bf16 only where the device runs it natively (flowmatch.precision;
+    # never on an AVX2-only CPU, where bf16 is ~8x slower), "fp32" or "bf16" to force one
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         _check_ints(self, ("stride",), 1)
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.kind not in DESCRIPTOR_KINDS:
             raise InputError(f"descriptor must be one of {DESCRIPTOR_KINDS}, got {self.kind!r}")
         if not (isinstance(self.raw_weight, (int, float)) and 0.0 <= float(self.raw_weight) <= 1.0):
