@@ -15,6 +15,7 @@ import numpy as np
 
 from .._paths import FLOWNET_WEIGHTS, shipped_weights, weights_path
 from ..estimator import FlowEstimator
+from .options import Float, OneOf, Passthrough, Path
 from .registry import Method, register
 
 _cache: dict[tuple, Any] = {}
@@ -44,6 +45,11 @@ def _run(img1: np.ndarray, img2: np.ndarray, *, kind: str, device: str = "cpu", 
     return est(np.ascontiguousarray(img1, np.float32) / 255.0, np.ascontiguousarray(img2, np.float32) / 255.0)
 
 
+# scale resizes the frames before the network: bounded so a typo cannot ask for a 1e6× larger image
+# (the estimator checks the resulting working size too); precision is checked by the estimator.
+OPTIONS = {"weights": Path(), "size_mode": OneOf(("pad", "resize")), "scale": Float(0.0, 8.0, open_lo=True),
+           "precision": Passthrough()}
+
 for _kind, _label in (("flownets", "FlowNetS"), ("flownetc", "FlowNetC")):
     register(Method(
         name=_kind,
@@ -53,4 +59,5 @@ for _kind, _label in (("flownets", "FlowNetS"), ("flownetc", "FlowNetC")):
         needs_weights=True,
         check=partial(_check, _kind),
         defaults={"weights": None, "size_mode": "pad", "scale": 1.0, "precision": "auto"},
+        options=OPTIONS,
     ))

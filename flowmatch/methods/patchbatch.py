@@ -19,6 +19,7 @@ from .. import _ext
 from .._paths import DESCRIPTOR_WEIGHTS, weights_path
 from ..pipelines.patchbatch import PRESETS, flat_options, load_descriptor_model, patchbatch_flow
 from ..pipelines.patchbatch.pipeline import check_device
+from .options import Bool, Passthrough
 from .registry import Method, register
 
 _MODELS: dict[Any, Any] = {}  # descriptor networks loaded once per process
@@ -62,4 +63,6 @@ for _preset, _cfg in PRESETS.items():
         needs_weights=True,
         check=_check,
         defaults={**flat_options(_cfg), "verbose": False},
+        # the pipeline's own options are checked by its stage configs (pipelines/patchbatch/config.py)
+        options={**{name: Passthrough() for name in flat_options(_cfg)}, "verbose": Bool()},
     ))

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputError, MethodUnavailableError
 from ..image import as_image
+from .options import validate_options
 
 # Modules that register the built-in methods when imported (each calls `register`).
 BUILTIN_MODULES = (
@@ -43,6 +44,8 @@ class Method:
     # Returns None when the method can run here, else the reason it cannot.
     check: Callable[[], str | None] | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    # Type and range of every option (flowmatch.methods.options): checked before `run` is called.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def unavailable_reason(self) -> str | None:
         return self.check() if self.check is not None else None
@@ -118,6 +121,7 @@ def flow(img1: Any, img2: Any, method: str | None = None, device: str = "cpu", *
     unknown = set(options) - set(m.defaults)
     if unknown:
         raise InputError(f"method {m.name!r} has no option(s) {sorted(unknown)}; it takes {sorted(m.defaults)}")
+    options = validate_options(m.name, m.options, options)
     out = m.run(a, b, device=device, **{**m.defaults, **options})
     out = np.asarray(out, dtype=np.float32)
     if out.shape != a.shape[:2] + (2,):
