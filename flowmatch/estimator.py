@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from ._paths import shipped_weights
 from .errors import InputError
-from .image import to_batch
+from .image import ValueRange, to_batch
+from .io import load_frame
 from .models.flownet import _FlowNetBase, build_model
 from .precision import resolve_precision
 
@@ -121,17 +122,19 @@ class FlowEstimator:
             flow = flow * flow.new_tensor([w / ww, h / wh]).view(1, 2, 1, 1)
         return flow
 
-    def __call__(self, img1: Any, img2: Any = None) -> np.ndarray | torch.Tensor:
-        """Flow from img1 to img2 in pixels, x (u) first.
+    def __call__(self, img1: Any, img2: Any = None, value_range: ValueRange = None) -> np.ndarray | torch.Tensor:
+        """Flow from img1 to img2 in pixels, x (u) first, float32.
 
-        img1, img2: numpy H×W[×C] / N×H×W×C or torch [C×]H×W / N×C×H×W; uint8, uint16 or float
-        ([0, 1], or [0, 255] when the max exceeds 1.5); C = 1, 3 or 4; both the same shape.
-        Returns numpy H×W×2 (N×H×W×2 for a batch) for numpy input, torch N×2×H×W (on the input's
-        device) for torch input; float32."""
+        img1, img2: paths, numpy H×W[×C] / N×H×W×C or torch [C×]H×W / N×C×H×W; uint8, uint16 or
+        float (value range as in flowmatch.image.full_scale: floats [0, 1] unless `value_range`,
+        e.g. 255, says otherwise); C = 1, 3 or 4; both the same shape.
+        Returns the caller's layout (flowmatch.image): numpy H×W×2 (N×H×W×2 for a batch) for numpy
+        input or paths, torch 2×H×W (N×2×H×W for a batch) on the input's device for torch input."""
         if img2 is None:
             raise InputError("two frames are needed (img1, img2); only one was given")
-        a, batched_a, np_a = to_batch(img1, "img1")
-        b, batched_b, np_b = to_batch(img2, "img2")
+        img1, img2 = load_frame(img1), load_frame(img2)
+        a, batched_a, np_a = to_batch(img1, "img1", value_range)
+        b, batched_b, np_b = to_batch(img2, "img2", value_range)
         if a.shape != b.shape or batched_a != batched_b:
             raise InputError(f"img1 and img2 must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)} "
                              "(as N×3×H×W)")
@@ -139,4 +142,5 @@ class FlowEstimator:
         if np_a:
             out = flow.permute(0, 2, 3, 1).cpu().numpy()
             return out if batched_a else out[0]
-        return flow.to(img1.device if isinstance(img1, torch.Tensor) else "cpu")
+        flow = flow.to(img1.device if isinstance(img1, torch.Tensor) else "cpu")
+        return flow if batched_a else flow[0]

@@ -288,6 +288,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return img
 
 
+def load_frame(x: Any) -> Any:
+    """A frame given as a path (str or os.PathLike) read with `read_image`; anything else (an array,
+    a tensor, a batch) is returned as it is, for flowmatch.image to check."""
+    return read_image(x) if isinstance(x, (str, os.PathLike)) else x
+
+
 def write_image(path: str | os.PathLike, img: Any) -> None:
     """Write an image (H×W, H×W×1 or H×W×3 RGB; uint8 or uint16 for PNG/TIFF) atomically,
     format by extension (.png, .ppm, .jpg, ...)."""

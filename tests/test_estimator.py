@@ -90,12 +90,16 @@ def test_input_formats_agree():
     ref = est(a, b)
     assert ref.shape == (45, 70, 2)
     np.testing.assert_allclose(est(a.astype(np.float32) / 255, b.astype(np.float32) / 255), ref, atol=1e-4)
-    np.testing.assert_allclose(est(a.astype(np.float32), b.astype(np.float32)), ref, atol=1e-4)
+    np.testing.assert_allclose(est(a.astype(np.float32), b.astype(np.float32), value_range=255), ref, atol=1e-4)
+    with pytest.raises(InputError, match="value_range=255"):  # [0, 255] floats are not guessed
+        est(a.astype(np.float32), b.astype(np.float32))
     np.testing.assert_allclose(est(a.astype(np.uint16) * 257, b.astype(np.uint16) * 257), ref, atol=1e-4)
     ta, tb = torch.from_numpy(a).permute(2, 0, 1), torch.from_numpy(b).permute(2, 0, 1)
     t = est(ta[None], tb[None])
     assert t.shape == (1, 2, 45, 70)
     np.testing.assert_allclose(t[0].permute(1, 2, 0).numpy(), ref, atol=1e-4)
+    single = est(ta, tb)  # one C×H×W frame -> one 2×H×W flow
+    assert single.shape == (2, 45, 70) and torch.allclose(single, t[0])
     batch = est(np.stack([a, b]), np.stack([b, a]))
     assert batch.shape == (2, 45, 70, 2)
     np.testing.assert_allclose(batch[0], ref, atol=1e-4)

@@ -20,6 +20,7 @@ from .._paths import DESCRIPTOR_WEIGHTS, weights_path
 from ..pipelines.patchbatch import PRESETS, flat_options, load_descriptor_model, patchbatch_flow
 from ..pipelines.patchbatch.pipeline import check_device
 from .options import Bool, Passthrough
+from .options import Bool, Passthrough
 from .registry import Method, register
 
 _MODELS: dict[Any, Any] = {}  # descriptor networks loaded once per process
@@ -48,6 +49,7 @@ def _model(name: Any):
 
 def _run(img1: np.ndarray, img2: np.ndarray, *, preset: str, device: str = "cpu", verbose: bool = False,
          **options: Any) -> np.ndarray:
+    options = {**options, "value_range": 255.0}  # the registry hands over as_image frames: float in [0, 255]
     dev = check_device("cpu" if device is None else device)
     kind = options.get("descriptor", "patchbatch")
     model = _model(options.get("descriptor_model")) if kind in ("patchbatch", "combined") else None

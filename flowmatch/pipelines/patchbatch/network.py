@@ -34,7 +34,7 @@ from ..._paths import DESCRIPTOR_WEIGHTS, weights_path
 from ...checkpoint import load_checkpoint, load_state_into
 from ...data.patch_pairs import patch_offsets
 from ...errors import CheckpointError, InputError
-from ...image import frame_to_numpy, normalize_gray, to_gray
+from ...image import normalized_gray
 from ...models.patchbatch import LEAK, PatchBatchNet, fused_layers
 
 __all__ = ["descriptors", "load_descriptor_model", "prepare_image"]
@@ -65,9 +65,8 @@ def load_descriptor_model(name: str | None = None, device: str | torch.device = 
 
 def prepare_image(image: Any, name: str = "image") -> torch.Tensor:
     """Image (H×W or H×W×3; numpy or torch; uint8, uint16 or float) -> H×W float32 grayscale
-    normalised by its own mean and standard deviation."""
-    image = frame_to_numpy(image, name)
-    return torch.from_numpy(normalize_gray(to_gray(image, name)))
+    normalised by its own mean and standard deviation (so any value range gives the same result)."""
+    return torch.from_numpy(normalized_gray(image, name))
 
 
 def _check_stride(stride: int) -> int:

@@ -89,9 +89,11 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         H×W×2 float32 flow (pixels, u then v) [, stages dict].
     Warns NoMatchesWarning (and returns the refined zero flow) when no match survives the check.
     """
+    # value_range: of the frames (flowmatch.image.full_scale), e.g. 255 for float frames in [0, 255]
+    value_range = options.pop("value_range", None)
     cfg = resolve_config(preset, **options)
     dev = check_device(device)
-    a, b = as_image(img1, "img1"), as_image(img2, "img2")
+    a, b = as_image(img1, "img1", value_range), as_image(img2, "img2", value_range)
     if a.shape != b.shape:
         raise InputError(f"img1 and img2 differ in size: {a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]}")
     timer = _Timer(verbose, f"patchbatch-{preset if isinstance(preset, str) else 'custom'}")
