@@ -19,6 +19,7 @@ elsewhere; "fp32", "bf16" (CPU or GPU) and "fp16" (GPU only) force one.  The res
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -73,11 +74,11 @@ class FlowEstimator:
     def from_checkpoint(cls, path: str | os.PathLike, kind: str | None = None, **kwargs: Any) -> "FlowEstimator":
         """Load a flowmatch checkpoint/weights file of a FlowNetS or FlowNetC (CheckpointError
         for a file of another model, or one whose tensors do not fit its config)."""
-        from .checkpoint import load_checkpoint, load_state_into
+        from .checkpoint import build_from_checkpoint, load_checkpoint
 
         ckpt = load_checkpoint(path, kind or ("flownets", "flownetc"))
-        model = build_model(ckpt.kind, **ckpt.config)
-        load_state_into(model, ckpt.model, source=f"checkpoint {os.fspath(path)!r}")
+        # built on the meta device and compared with the file's tensors first (nothing huge from a tiny file)
+        model = build_from_checkpoint(partial(build_model, ckpt.kind), ckpt, source=f"checkpoint {os.fspath(path)!r}")
         return cls(model, **kwargs)
 
     @classmethod
