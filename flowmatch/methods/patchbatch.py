@@ -20,7 +20,6 @@ from .._paths import DESCRIPTOR_WEIGHTS, weights_path
 from ..pipelines.patchbatch import PRESETS, flat_options, load_descriptor_model, patchbatch_flow
 from ..pipelines.patchbatch.pipeline import check_device
 from .options import Bool, Passthrough
-from .options import Bool, Passthrough
 from .registry import Method, register
 
 _MODELS: dict[Any, Any] = {}  # descriptor networks loaded once per process
