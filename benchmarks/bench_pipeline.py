@@ -1,13 +1,19 @@
-"""Whole PatchBatch pipeline at 1024×436: time per preset and per stage, next to OpenCV baselines.
+"""Whole PatchBatch pipeline: time per preset and per stage next to OpenCV baselines, and the accuracy
+of each preset on every real pair, side by side in one run.
 
-Targets (2-core CPU): patchbatch-accurate under 15 s, patchbatch-fast under 3 s per frame pair.
-Baselines run side by side in the same process: OpenCV DIS (medium preset) and DeepFlow (contrib).
-The EPE column scores each method against the pair's ground truth (a sanity check; the accuracy
-table over every real case is benchmarks/bench_accuracy.py).
+Targets (issue 16, 2-core CPU, 1024×436): patchbatch-accurate <= 3 s and patchbatch-fast <= 0.6 s per
+pair, with held-out real-pair EPE no worse than the presets they replaced.
 
     .venv/bin/python benchmarks/bench_pipeline.py [--runs 3] [--case alley_1_clean]
-Medians of wall time and of process CPU time (the machine is shared: CPU time is the steadier;
-with 2 threads an idle machine's wall time is roughly CPU time / 1.6-2).
+    .venv/bin/python benchmarks/bench_pipeline.py --all-pairs            # + mean EPE over all real pairs
+    .venv/bin/python benchmarks/bench_pipeline.py --variant old-fast=fast:descriptor_stride=2,pca_dim=32
+
+Part 1 (speed): medians over --runs runs (after one warm-up run each) of wall time and of process CPU
+time on one 1024×436 pair; OpenCV DIS (medium) and DeepFlow (contrib) run in the same process.  The
+machine is shared: CPU time is the steadier number; with 2 threads an idle machine's wall time is
+roughly CPU time / 1.6-2.  Part 2 (--all-pairs): every case of ../shared/data/real, EPE per pair, the
+mean EPE, and the median wall/CPU seconds over the 1024×436 pairs, for each preset and variant.
+A variant is NAME=PRESET:option=value,option=value (flat pipeline options, config.OPTION_FIELDS).
 """
 from __future__ import annotations
 
@@ -40,53 +46,128 @@ def load_case(name: str):
             gt, valid, os.path.basename(c))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--case", default="alley_1_clean")
-    ap.add_argument("--descriptor", default="patchbatch", choices=("patchbatch", "raw"))
-    ap.add_argument("--presets", default="fast,accurate", help="comma-separated presets to run")
-    args = ap.parse_args()
-    img1, img2, gt, valid, name = load_case(args.case)
-    import torch
-    print(f"bench_pipeline: {name} {img1.shape[1]}×{img1.shape[0]}, torch threads {torch.get_num_threads()}, "
-          f"runs {args.runs}, descriptor {args.descriptor}")
+def _value(text: str):
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
+
+def parse_variant(spec: str) -> tuple[str, str, dict]:
+    """"NAME=PRESET:k=v,k=v" -> (NAME, PRESET, {k: v}) with ints, floats, booleans and None parsed."""
+    name, _, rest = spec.partition("=")
+    preset, _, opts = rest.partition(":")
+    options = dict(kv.split("=", 1) for kv in opts.split(",") if kv)
+    return name, preset or "fast", {k: _value(v) for k, v in options.items()}
+
+
+def pipelines(args) -> dict:
+    """label -> (preset, options) for every preset of --presets and every --variant."""
+    out = {f"patchbatch-{p}": (p, {}) for p in args.presets.split(",") if p}
+    for spec in args.variant:
+        name, preset, opts = parse_variant(spec)
+        out[name] = (preset, opts)
+    if args.descriptor:
+        out = {k: (p, {"descriptor": args.descriptor, **o}) for k, (p, o) in out.items()}
+    return out
+
+
+def timed(fn):
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def speed(args, img1, img2, gt, valid, model, runs: dict) -> None:
     import cv2
     g1, g2 = cv2.cvtColor(img1, cv2.COLOR_RGB2GRAY), cv2.cvtColor(img2, cv2.COLOR_RGB2GRAY)
-    runners = {
-        "dis-medium (OpenCV)": lambda: (cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(g1, g2, None), {}),
-    }
+    runners = {"dis-medium (OpenCV)": lambda: (cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+                                               .calc(g1, g2, None), {})}
     if hasattr(cv2, "optflow"):
         runners["deepflow (OpenCV contrib)"] = lambda: (cv2.optflow.createOptFlow_DeepFlow().calc(g1, g2, None), {})
-    model = None
-    if args.descriptor == "patchbatch":
-        from flowmatch.pipelines.patchbatch import load_descriptor_model
-        model = load_descriptor_model()
-    for preset in args.presets.split(","):
-        def run(preset=preset):
-            flow, st = patchbatch_flow(img1, img2, preset=preset, model=model, descriptor=args.descriptor,
-                                       return_stages=True)
+    for label, (preset, opts) in runs.items():
+        def run(preset=preset, opts=opts):
+            flow, st = patchbatch_flow(img1, img2, preset=preset, model=model, return_stages=True, **opts)
             return flow, {k: (st["timings"][k], st["cpu_timings"][k]) for k in st["timings"]}
-        runners[f"patchbatch-{preset}"] = run
-
+        runners[label] = run
     rows = []
     for label, fn in runners.items():
+        fn()  # warm-up: oneDNN primitive creation, thread pool start
         walls, cpus, stages = [], [], []
         for _ in range(args.runs):
-            w, c = time.perf_counter(), time.process_time()
-            flow, st = fn()
-            walls.append(time.perf_counter() - w)
-            cpus.append(time.process_time() - c)
+            (flow, st), w, c = timed(fn)
+            walls.append(w)
+            cpus.append(c)
             stages.append(st)
         epe = float(np.linalg.norm(flow - gt, axis=2)[valid].mean())
         stage_txt = "  ".join(f"{k} {statistics.median(s[k][0] for s in stages):.2f}/"
                               f"{statistics.median(s[k][1] for s in stages):.2f}" for k in stages[0])
         rows.append((label, statistics.median(walls), statistics.median(cpus), epe, stage_txt))
     base_w, base_c = rows[0][1], rows[0][2]
-    print(f"{'method':<26s} {'wall s':>7s} {'cpu s':>7s} {'x DIS wall':>10s} {'x DIS cpu':>9s} {'EPE':>7s}  stages (wall/cpu s)")
+    print(f"\n## Speed, median of {args.runs} runs after a warm-up\n")
+    print(f"{'method':<26s} {'wall s':>7s} {'cpu s':>7s} {'x DIS wall':>10s} {'x DIS cpu':>9s} {'EPE':>7s}  "
+          "stages (wall/cpu s)")
     for label, w, c, epe, st in rows:
         print(f"{label:<26s} {w:7.2f} {c:7.2f} {w / base_w:10.1f} {c / base_c:9.1f} {epe:7.3f}  {st}")
+
+
+def all_pairs(model, runs: dict) -> None:
+    from flowmatch import metrics
+    from flowmatch.data.datasets import SampleCases
+
+    root = real_data_dir()
+    if not root:
+        print("\n(../shared/data/real is absent: --all-pairs skipped)")
+        return
+    cases = list(SampleCases(root))
+    table = {}
+    for label, (preset, opts) in runs.items():
+        epes, walls, cpus = {}, [], []
+        for s in cases:
+            flow, w, c = timed(lambda: patchbatch_flow(s.img1, s.img2, preset=preset, model=model, **opts))
+            epes[s.name] = metrics.epe(flow, s.flow, s.valid)
+            if s.img1.shape[:2] == (436, 1024):
+                walls.append(w)
+                cpus.append(c)
+        table[label] = (epes, statistics.median(walls) if walls else float("nan"),
+                        statistics.median(cpus) if cpus else float("nan"))
+        print(f"  {label}: mean EPE {np.mean(list(epes.values())):.3f}", file=sys.stderr, flush=True)
+    labels = list(table)
+    print(f"\n## Accuracy on the {len(cases)} real pairs (EPE px) and median time per 1024×436 pair\n")
+    print("| pair | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    for s in cases:
+        print(f"| {s.name} | " + " | ".join(f"{table[k][0][s.name]:.2f}" for k in labels) + " |")
+    print("| **mean EPE** | " + " | ".join(f"**{np.mean(list(table[k][0].values())):.3f}**" for k in labels) + " |")
+    print("| wall s (1024×436, median) | " + " | ".join(f"{table[k][1]:.2f}" for k in labels) + " |")
+    print("| cpu s (1024×436, median) | " + " | ".join(f"{table[k][2]:.2f}" for k in labels) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--case", default="alley_1_clean")
+    ap.add_argument("--descriptor", default=None, choices=("patchbatch", "raw", "daisy", "combined"),
+                    help="override every pipeline's descriptor kind")
+    ap.add_argument("--presets", default="fast,accurate", help="comma-separated presets to run")
+    ap.add_argument("--variant", action="append", default=[], help="NAME=PRESET:option=value,... (repeatable)")
+    ap.add_argument("--all-pairs", action="store_true", help="also score every real pair")
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+    import torch
+    from flowmatch.pipelines.patchbatch import load_descriptor_model
+
+    img1, img2, gt, valid, name = load_case(args.case)
+    print(f"bench_pipeline: {name} {img1.shape[1]}×{img1.shape[0]}, torch threads {torch.get_num_threads()}, "
+          f"runs {args.runs}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    model = load_descriptor_model()
+    runs = pipelines(args)
+    if not args.skip_speed:
+        speed(args, img1, img2, gt, valid, model, runs)
+    if args.all_pairs:
+        all_pairs(model, runs)
 
 
 if __name__ == "__main__":

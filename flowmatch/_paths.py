@@ -32,8 +32,10 @@ DESCRIPTOR_WEIGHTS = {"dense": "patchbatch_dense.safetensors", "paper": "patchba
 def shipped_weights(kind: str) -> str:
     """Path of the shipped FlowNet weights of `kind` ("flownets" or "flownetc");
     MethodUnavailableError when the file is missing."""
-    from .errors import MethodUnavailableError
+    from .errors import InputError, MethodUnavailableError
 
+    if not isinstance(kind, str) or kind not in FLOWNET_WEIGHTS:
+        raise InputError(f"no shipped weights for {kind!r}; choose one of {sorted(FLOWNET_WEIGHTS)}")
     path = weights_path(FLOWNET_WEIGHTS[kind])
     if not os.path.isfile(path):
         raise MethodUnavailableError(f"the shipped {kind} weights {path!r} are missing; reinstall flowmatch, set "

@@ -12,12 +12,14 @@ It does what users of the FlowNet ports keep getting wrong:
   - flow2 is at 1/4 resolution: it is upsampled ×4 bilinearly;
   - the network predicts flow / div_flow (20): the result is multiplied back.
 An optional `scale` resizes the input first (the paper runs FlowNetC at ×1.25); the flow is then
-returned at the input size in input pixels.  `precision="fp16"|"bf16"` runs the network under
-autocast on a GPU (bf16 also on CPU); the result is always float32.
+returned at the input size in input pixels.  `precision="auto"` (default) is bf16 autocast where the
+device runs bf16 natively (flowmatch.precision: CUDA with bf16, CPUs with AVX-512 BF16 or AMX) and fp32
+elsewhere; "fp32", "bf16" (CPU or GPU) and "fp16" (GPU only) force one.  The result is always float32.
 """
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,11 +28,13 @@ import torch.nn.functional as F
 
 from ._paths import shipped_weights
 from .errors import InputError
-from .image import to_batch
+from .image import ValueRange, to_batch
+from .io import load_frame
 from .models.flownet import _FlowNetBase, build_model
+from .precision import resolve_precision
 
 MULTIPLE = 64
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 class FlowEstimator:
@@ -39,12 +43,13 @@ class FlowEstimator:
     Args:
         model: a FlowNetS or FlowNetC (see flowmatch.models).
         device: "cpu", "cuda" or a torch.device.
-        precision: "fp32", "fp16" (GPU only) or "bf16" (autocast).
+        precision: "auto" (bf16 where the device runs it natively, else fp32), "fp32", "fp16" (GPU
+            only) or "bf16" (autocast); the chosen one is `self.precision`.
         size_mode: "pad" (replicate-pad to a multiple of 64, crop back) or "resize".
         scale: resize factor applied to the input before the network (1.0 = none).
     """
 
-    def __init__(self, model: _FlowNetBase, device: str | torch.device = "cpu", precision: str = "fp32",
+    def __init__(self, model: _FlowNetBase, device: str | torch.device = "cpu", precision: str = "auto",
                  size_mode: str = "pad", scale: float = 1.0) -> None:
         if not isinstance(model, _FlowNetBase):
             raise InputError(f"model must be a FlowNetS or FlowNetC, got {type(model).__name__}")
@@ -59,6 +64,8 @@ class FlowEstimator:
             raise InputError("device 'cuda' asked for, but no CUDA device is visible; use device='cpu'")
         if precision == "fp16" and self.device.type != "cuda":
             raise InputError("precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
+        if precision == "auto":
+            precision = resolve_precision("auto", self.device)
         self.model = model.to(self.device).eval()
         self.precision, self.size_mode, self.scale = precision, size_mode, float(scale)
 
@@ -67,11 +74,11 @@ class FlowEstimator:
     def from_checkpoint(cls, path: str | os.PathLike, kind: str | None = None, **kwargs: Any) -> "FlowEstimator":
         """Load a flowmatch checkpoint/weights file of a FlowNetS or FlowNetC (CheckpointError
         for a file of another model, or one whose tensors do not fit its config)."""
-        from .checkpoint import load_checkpoint, load_state_into
+        from .checkpoint import build_from_checkpoint, load_checkpoint
 
         ckpt = load_checkpoint(path, kind or ("flownets", "flownetc"))
-        model = build_model(ckpt.kind, **ckpt.config)
-        load_state_into(model, ckpt.model, source=f"checkpoint {os.fspath(path)!r}")
+        # built on the meta device and compared with the file's tensors first (nothing huge from a tiny file)
+        model = build_from_checkpoint(partial(build_model, ckpt.kind), ckpt, source=f"checkpoint {os.fspath(path)!r}")
         return cls(model, **kwargs)
 
     @classmethod
@@ -116,17 +123,19 @@ class FlowEstimator:
             flow = flow * flow.new_tensor([w / ww, h / wh]).view(1, 2, 1, 1)
         return flow
 
-    def __call__(self, img1: Any, img2: Any = None) -> np.ndarray | torch.Tensor:
-        """Flow from img1 to img2 in pixels, x (u) first.
+    def __call__(self, img1: Any, img2: Any = None, value_range: ValueRange = None) -> np.ndarray | torch.Tensor:
+        """Flow from img1 to img2 in pixels, x (u) first, float32.
 
-        img1, img2: numpy H×W[×C] / N×H×W×C or torch [C×]H×W / N×C×H×W; uint8, uint16 or float
-        ([0, 1], or [0, 255] when the max exceeds 1.5); C = 1, 3 or 4; both the same shape.
-        Returns numpy H×W×2 (N×H×W×2 for a batch) for numpy input, torch N×2×H×W (on the input's
-        device) for torch input; float32."""
+        img1, img2: paths, numpy H×W[×C] / N×H×W×C or torch [C×]H×W / N×C×H×W; uint8, uint16 or
+        float (value range as in flowmatch.image.full_scale: floats [0, 1] unless `value_range`,
+        e.g. 255, says otherwise); C = 1, 3 or 4; both the same shape.
+        Returns the caller's layout (flowmatch.image): numpy H×W×2 (N×H×W×2 for a batch) for numpy
+        input or paths, torch 2×H×W (N×2×H×W for a batch) on the input's device for torch input."""
         if img2 is None:
             raise InputError("two frames are needed (img1, img2); only one was given")
-        a, batched_a, np_a = to_batch(img1, "img1")
-        b, batched_b, np_b = to_batch(img2, "img2")
+        img1, img2 = load_frame(img1), load_frame(img2)
+        a, batched_a, np_a = to_batch(img1, "img1", value_range)
+        b, batched_b, np_b = to_batch(img2, "img2", value_range)
         if a.shape != b.shape or batched_a != batched_b:
             raise InputError(f"img1 and img2 must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)} "
                              "(as N×3×H×W)")
@@ -134,4 +143,5 @@ class FlowEstimator:
         if np_a:
             out = flow.permute(0, 2, 3, 1).cpu().numpy()
             return out if batched_a else out[0]
-        return flow.to(img1.device if isinstance(img1, torch.Tensor) else "cpu")
+        flow = flow.to(img1.device if isinstance(img1, torch.Tensor) else "cpu")
+        return flow if batched_a else flow[0]

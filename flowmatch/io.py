@@ -22,7 +22,7 @@ from typing import IO, Any
 import numpy as np
 
 from ._atomic import atomic_open
-from ._image_headers import decode_image_bytes
+from ._image_headers import decode_image_bytes, png_header
 from .errors import FlowFormatError, InputError
 from .image import as_flow, as_mask, to_numpy
 
@@ -54,6 +54,14 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
         raise FlowFormatError(f"cannot read {os.fspath(path)!r}: {exc}") from exc
 
 
+def _open_read(path: str) -> IO[bytes]:
+    """open(path, "rb") with a FlowFormatError (not a raw OSError) for an unreadable file."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise FlowFormatError(f"cannot read {path!r}: {exc.strerror or exc}") from exc
+
+
 def _ext(path: str | os.PathLike) -> str:
     return os.path.splitext(os.fspath(path))[1].lower()
 
@@ -71,7 +79,7 @@ def read_flo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     size = _file_size(path)
     if size < 12:
         raise FlowFormatError(f"{path!r} is not a .flo file: {size} bytes, shorter than the 12-byte header")
-    with open(path, "rb") as fh:
+    with _open_read(path) as fh:
         header = fh.read(12)
         tag = np.frombuffer(header, dtype="<f4", count=1)[0]
         width, height = (int(v) for v in np.frombuffer(header, dtype="<i4", count=2, offset=4))
@@ -127,7 +135,11 @@ def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
     Returns flow (float32 H×W×2, pixels, x first; 0 where invalid) and valid (bool H×W)."""
     path = os.fspath(path)
-    img = decode_image_bytes(_read_bytes(path), path)
+    data = _read_bytes(path)
+    # the PNG header must say 16-bit RGB before anything is decoded (a photo named .png is refused here)
+    if not data.startswith(b"\x89PNG\r\n\x1a\n") or png_header(data, path)[2:] != (16, 2):
+        raise FlowFormatError(f"{path!r} is not a KITTI flow PNG (a 16-bit RGB PNG); read images with read_image")
+    img = decode_image_bytes(data, path)
     if img.dtype != np.uint16 or img.ndim != 3 or img.shape[2] != 3:
         raise FlowFormatError(f"{path!r} is not a KITTI flow PNG: expected 16-bit 3-channel, got dtype "
                               f"{img.dtype} with shape {img.shape}")
@@ -174,7 +186,7 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
     """Read a PFM file: float32 H×W (``Pf``) or H×W×3 (``PF``), rows top to bottom."""
     path = os.fspath(path)
     size = _file_size(path)
-    with open(path, "rb") as fh:
+    with _open_read(path) as fh:
         head = fh.read(256)  # the header is three short text lines
         m = _PFM_HEADER.match(head)
         if m is None:
@@ -286,6 +298,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         else:
             raise FlowFormatError(f"{path!r} has {img.shape[2]} channels; expected 1, 3 or 4")
     return img
+
+
+def load_frame(x: Any) -> Any:
+    """A frame given as a path (str or os.PathLike) read with `read_image`; anything else (an array,
+    a tensor, a batch) is returned as it is, for flowmatch.image to check."""
+    return read_image(x) if isinstance(x, (str, os.PathLike)) else x
 
 
 def write_image(path: str | os.PathLike, img: Any) -> None:

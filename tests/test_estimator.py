@@ -90,12 +90,16 @@ def test_input_formats_agree():
     ref = est(a, b)
     assert ref.shape == (45, 70, 2)
     np.testing.assert_allclose(est(a.astype(np.float32) / 255, b.astype(np.float32) / 255), ref, atol=1e-4)
-    np.testing.assert_allclose(est(a.astype(np.float32), b.astype(np.float32)), ref, atol=1e-4)
+    np.testing.assert_allclose(est(a.astype(np.float32), b.astype(np.float32), value_range=255), ref, atol=1e-4)
+    with pytest.raises(InputError, match="value_range=255"):  # [0, 255] floats are not guessed
+        est(a.astype(np.float32), b.astype(np.float32))
     np.testing.assert_allclose(est(a.astype(np.uint16) * 257, b.astype(np.uint16) * 257), ref, atol=1e-4)
     ta, tb = torch.from_numpy(a).permute(2, 0, 1), torch.from_numpy(b).permute(2, 0, 1)
     t = est(ta[None], tb[None])
     assert t.shape == (1, 2, 45, 70)
     np.testing.assert_allclose(t[0].permute(1, 2, 0).numpy(), ref, atol=1e-4)
+    single = est(ta, tb)  # one C×H×W frame -> one 2×H×W flow
+    assert single.shape == (2, 45, 70) and torch.allclose(single, t[0])
     batch = est(np.stack([a, b]), np.stack([b, a]))
     assert batch.shape == (2, 45, 70, 2)
     np.testing.assert_allclose(batch[0], ref, atol=1e-4)
@@ -109,12 +113,25 @@ def test_bf16_autocast_on_cpu_is_close():
     torch.manual_seed(0)
     model = FlowNetS(width=0.125)
     img = ramp(64, 96)
-    f32 = FlowEstimator(model)(img, img[::-1].copy())
+    f32 = FlowEstimator(model, precision="fp32")(img, img[::-1].copy())
     bf16 = FlowEstimator(model, precision="bf16")(img, img[::-1].copy())
     assert bf16.dtype == np.float32
     assert np.abs(bf16 - f32).max() < 0.05 * np.abs(f32).max() + 0.05
     with pytest.raises(InputError, match="fp16"):
         FlowEstimator(model, precision="fp16")
+
+
+@pytest.mark.parametrize("fast_bf16, expected", [(False, "fp32"), (True, "bf16")])
+def test_auto_precision_is_bf16_only_on_cpus_that_run_it_natively(monkeypatch, fast_bf16, expected):
+    from flowmatch import precision
+
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: fast_bf16)
+    model = FlowNetS(width=0.125)
+    assert FlowEstimator(model).precision == expected  # "auto" is the default
+    assert FlowEstimator(model, precision="fp32").precision == "fp32"
+    from flowmatch.methods.registry import get_method
+
+    assert get_method("flownets").defaults["precision"] == "auto"
 
 
 @pytest.mark.parametrize("bad1, bad2, match", [

@@ -24,7 +24,10 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from .. import io, metrics, viz
     from .._atomic import atomic_open
+    from .._outputs import check_outputs
 
+    check_outputs({"--json": args.json, "--error-png": args.error_png},
+                  {"FLOW": args.flow, "GT": args.gt, "--occlusion": args.occlusion, "--invalid": args.invalid})
     flow, pred_valid = io.read_flow(args.flow)
     gt, valid = io.read_flow(args.gt)
     if flow.shape != gt.shape:

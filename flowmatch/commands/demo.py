@@ -96,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     from ..data.synthetic import generate_pair
     from ..evaluation.harness import MethodRun
     from ..methods.registry import best_method
+    from .._outputs import check_outputs, folder
 
+    check_outputs({"--out": folder(args.out)}, {"--input": folder(args.input)})
     method = args.method or best_method()
     options = parse_options(args.option)
     h, w = parse_size(args.size)

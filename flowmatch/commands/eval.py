@@ -28,12 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._outputs import check_outputs, folder
     from ..errors import InputError
     from ..evaluation.harness import evaluate
     from ..evaluation.report import flatten_metrics, format_value
 
     if args.panels and not args.out:
         raise InputError("--panels needs --out DIR (the panels go into DIR/panels)")
+    check_outputs({"--out": folder(args.out)}, {"--root": folder(args.root)})
     report = evaluate(args.dataset, args.root, args.method, split=args.split, pass_=args.pass_,
                       limit=args.limit, out=args.out, panels=args.panels, device=args.device,
                       options=parse_options(args.option), progress=not args.quiet)

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any
 
+from .._outputs import check_outputs
 from ..errors import InputError
 
 FLOW_EXTENSIONS = (".flo", ".png", ".pfm")
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     check_input_file(args.img1, "IMG1")
     check_input_file(args.img2, "IMG2")
     check_flow_path(args.out)
+    check_outputs({"-o": args.out, "--viz": args.viz}, {"IMG1": args.img1, "IMG2": args.img2})
     options = parse_options(args.option)
     method = args.method or best_method()
     if args.verbose and "verbose" in get_method(method).defaults:

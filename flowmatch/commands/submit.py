@@ -27,8 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._outputs import check_outputs, folder
     from ..evaluation.submit import submit
 
+    check_outputs({"--out": folder(args.out), "--zip": args.out.rstrip("/") + ".zip" if args.zip else None},
+                  {"--root": folder(args.root)})
     written = submit(args.dataset, args.root, args.method, args.out, passes=args.passes or ("clean", "final"),
                      split=args.split, zip_=args.zip, device=args.device, options=parse_options(args.option),
                      limit=args.limit, progress=not args.quiet)

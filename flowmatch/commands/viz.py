@@ -11,7 +11,9 @@ from ..errors import InputError
 
 def run(args: argparse.Namespace) -> int:
     from .. import io, viz
+    from .._outputs import check_outputs
 
+    check_outputs({"-o": args.out}, {"FLOW": args.flow, "--img1": args.img1, "--gt": args.gt})
     if args.max_radius is not None and not args.max_radius > 0:
         raise InputError(f"--max-radius must be a positive number of pixels, got {args.max_radius}")
     flow, valid = io.read_flow(args.flow)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError, MethodUnavailableError
 from ..image import gray_u8
+from .options import Bool, Float, Int, OneOf, check_spec_covers
 from .registry import Method, register
 
 try:
@@ -64,6 +65,8 @@ def _finish(flow: np.ndarray, name: str) -> np.ndarray:
 # --- DIS ------------------------------------------------------------------------------------------
 
 _DIS_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}  # cv2.DISOPTICAL_FLOW_PRESET_*
+# OpenCV's DIS raises cv2.error below 12 px (its coarsest level needs a full 8 px patch plus border).
+DIS_MIN_SIZE = 12
 
 
 def _make_dis(preset: str):
@@ -71,7 +74,7 @@ def _make_dis(preset: str):
             variational_refinement: bool | None = None) -> np.ndarray:
         name = f"dis-{preset}"
         _cpu_only(name, device)
-        _min_size(name, img1, 8)
+        _min_size(name, img1, DIS_MIN_SIZE)
         dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
         if variational_refinement is not None:
             dis.setVariationalRefinementIterations(5 if variational_refinement else 0)
@@ -240,6 +243,31 @@ def _dualtvl1(img1: np.ndarray, img2: np.ndarray, *, device: str = "cpu", scales
     return _finish(flow, "dualtvl1")
 
 
+# --- option tables: every option's type and range, at the limits of the OpenCV call below ---------
+# (checked by the registry before the method runs; see flowmatch.methods.options)
+
+DIS_OPTIONS = {"variational_refinement": Bool(optional=True)}
+FARNEBACK_OPTIONS = {
+    "pyr_scale": Float(0.0, 1.0, open_lo=True, open_hi=True),  # 0 divides by zero, >= 1 never shrinks
+    "levels": Int(1, 64),
+    "winsize": Int(1, 255),        # OpenCV allocates winsize² kernels: 1e9 segfaults, 0 gives zero flow
+    "iterations": Int(1, 1000),    # 0 gives zero flow
+    "poly_n": OneOf((5, 7)),       # the only expansions OpenCV documents
+    "poly_sigma": Float(0.0, 100.0, open_lo=True),
+}
+DUALTVL1_OPTIONS = {
+    "scales": Int(1, 32),
+    "warps": Int(1, 100),
+    "lambda_": Float(0.0, 1e4, open_lo=True),
+    "tau": Float(0.0, 0.25, open_lo=True),   # the solver's stability bound
+    "theta": Float(0.0, 1.0, open_lo=True),
+    "epsilon": Float(0.0, 1.0, open_lo=True),
+    "isolate": Bool(),
+}
+PCAFLOW_OPTIONS = {"isolate": Bool()}
+DEEPFLOW_OPTIONS: dict[str, Any] = {}
+
+
 def _defaults(fn: Any) -> dict[str, Any]:
     """Keyword defaults of a run function except `device` (the registry's option list)."""
     kw = dict(fn.__kwdefaults__ or {})
@@ -249,14 +277,23 @@ def _defaults(fn: Any) -> dict[str, Any]:
 
 for _preset, _desc in (("ultrafast", "fastest, coarsest"), ("fast", "fast"), ("medium", "slower, finer")):
     _fn = _make_dis(_preset)
-    register(Method(name=f"dis-{_preset}", run=_fn, check=_need_cv2, defaults=_defaults(_fn),
+    register(Method(name=f"dis-{_preset}", run=_fn, check=_need_cv2, defaults=_defaults(_fn), options=DIS_OPTIONS,
                     description=f"OpenCV DIS optical flow, preset {_preset} ({_desc}); CPU"))
 
 register(Method(name="farneback", run=_farneback, check=_need_cv2, defaults=_defaults(_farneback),
+                options=FARNEBACK_OPTIONS,
                 description="OpenCV Farneback polynomial-expansion flow; CPU"))
 register(Method(name="deepflow", run=_deepflow, check=_need_contrib, defaults=_defaults(_deepflow),
+                options=DEEPFLOW_OPTIONS,
                 description="DeepFlow variational flow (cv2.optflow, opencv-contrib); CPU, slow"))
 register(Method(name="dualtvl1", run=_dualtvl1, check=_need_contrib, defaults=_defaults(_dualtvl1),
+                options=DUALTVL1_OPTIONS,
                 description="TV-L1 flow (cv2.optflow, opencv-contrib), run in a child process; CPU, slow"))
 register(Method(name="pcaflow", run=_pcaflow, check=_need_contrib, defaults=_defaults(_pcaflow),
+                options=PCAFLOW_OPTIONS,
                 description="PCA-Flow sparse-to-dense (cv2.optflow, opencv-contrib), run in a child process; CPU"))
+
+for _name, _spec, _fn in (("farneback", FARNEBACK_OPTIONS, _farneback), ("deepflow", DEEPFLOW_OPTIONS, _deepflow),
+                          ("dualtvl1", DUALTVL1_OPTIONS, _dualtvl1), ("pcaflow", PCAFLOW_OPTIONS, _pcaflow),
+                          ("dis", DIS_OPTIONS, _make_dis("fast"))):
+    check_spec_covers(_name, _spec, _defaults(_fn))

@@ -3,7 +3,8 @@
 ``patchbatch-accurate`` and ``patchbatch-fast`` run `patchbatch_flow` with the presets of
 flowmatch.pipelines.patchbatch.PRESETS.  Every pipeline setting is a flat option (e.g.
 ``flowmatch.flow(a, b, method="patchbatch-fast", iterations=4)`` or ``--option iterations=4``; see
-config.OPTION_FIELDS), plus ``verbose`` (stage timings on stderr).  CPU only for now.
+config.OPTION_FIELDS), plus ``verbose`` (stage timings on stderr).  ``device="cuda[:N]"`` runs the
+descriptors, PatchMatch and the consistency check on that GPU (interpolation and refinement on the CPU).
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import torch
 
 from .. import _ext
 from .._paths import DESCRIPTOR_WEIGHTS, weights_path
-from ..errors import InputError
 from ..pipelines.patchbatch import PRESETS, flat_options, load_descriptor_model, patchbatch_flow
+from ..pipelines.patchbatch.pipeline import check_device
+from .options import Bool, Passthrough
 from .registry import Method, register
 
 _MODELS: dict[Any, Any] = {}  # descriptor networks loaded once per process
@@ -46,10 +48,11 @@ def _model(name: Any):
 
 def _run(img1: np.ndarray, img2: np.ndarray, *, preset: str, device: str = "cpu", verbose: bool = False,
          **options: Any) -> np.ndarray:
-    if device not in ("cpu", None):
-        raise InputError(f"method 'patchbatch-{preset}' runs on the CPU only for now; got device={device!r}")
-    model = _model(options.get("descriptor_model")) if options.get("descriptor", "patchbatch") == "patchbatch" else None
-    return patchbatch_flow(img1, img2, preset=preset, verbose=bool(verbose), model=model, **options)
+    options = {**options, "value_range": 255.0}  # the registry hands over as_image frames: float in [0, 255]
+    dev = check_device("cpu" if device is None else device)
+    kind = options.get("descriptor", "patchbatch")
+    model = _model(options.get("descriptor_model")) if kind in ("patchbatch", "combined") else None
+    return patchbatch_flow(img1, img2, preset=preset, verbose=bool(verbose), model=model, device=dev, **options)
 
 
 for _preset, _cfg in PRESETS.items():
@@ -61,4 +64,6 @@ for _preset, _cfg in PRESETS.items():
         needs_weights=True,
         check=_check,
         defaults={**flat_options(_cfg), "verbose": False},
+        # the pipeline's own options are checked by its stage configs (pipelines/patchbatch/config.py)
+        options={**{name: Passthrough() for name in flat_options(_cfg)}, "verbose": Bool()},
     ))

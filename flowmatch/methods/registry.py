@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from ..errors import InputError, MethodUnavailableError
-from ..image import as_image
+from ..image import ValueRange, as_image, flow_in_layout, split_frames
+from ..io import load_frame
+from .options import validate_options
 
 # Modules that register the built-in methods when imported (each calls `register`).
 BUILTIN_MODULES = (
@@ -43,6 +46,8 @@ class Method:
     # Returns None when the method can run here, else the reason it cannot.
     check: Callable[[], str | None] | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    # Type and range of every option (flowmatch.methods.options): checked before `run` is called.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def unavailable_reason(self) -> str | None:
         return self.check() if self.check is not None else None
@@ -97,20 +102,32 @@ def best_method() -> str:
     raise MethodUnavailableError("no flow method can run here")
 
 
-def flow(img1: Any, img2: Any, method: str | None = None, device: str = "cpu", **options: Any) -> np.ndarray:
-    """Optical flow from img1 to img2.
+def flow(img1: Any, img2: Any, method: str | None = None, device: str = "cpu", value_range: ValueRange = None,
+         **options: Any) -> np.ndarray | torch.Tensor:
+    """Optical flow from img1 to img2 (or from each frame of a batch to the matching one).
 
     Args:
-        img1, img2: frames, H×W or H×W×3 (numpy or torch; uint8, uint16 or float), same size.
+        img1, img2: frames as users have them (the rule is in flowmatch.image): paths, numpy H×W /
+            H×W×C, torch H×W / C×H×W, or batches (numpy N×H×W×C, torch N×C×H×W) of the same shape;
+            uint8, uint16 or float.
         method: a name from `flowmatch.methods()`; default: the best method available here.
-        device: "cpu" or "cuda" (methods that run on the GPU).
+        device: "cpu", "cuda" or "cuda:N" (methods that run on the GPU).
+        value_range: the range of float frames, the same for both (default [0, 1]; e.g. 255 for
+            floats in [0, 255]; see flowmatch.image.full_scale).
         options: method-specific settings (see the method's `defaults`).
     Returns:
-        float32 array H×W×2: flow in pixels, x (u) then y (v).
+        float32 flow in pixels, x (u) then y (v), in the caller's layout: numpy H×W×2 for numpy
+        frames or paths (N×H×W×2 for a numpy batch), torch 2×H×W for a torch frame (N×2×H×W for a
+        torch batch) on the frames' device.
     """
-    a, b = as_image(img1, "img1"), as_image(img2, "img2")
-    if a.shape != b.shape:
-        raise InputError(f"img1 and img2 differ in size: {a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]}")
+    frames1, layout = split_frames(load_frame(img1), "img1")
+    frames2, layout2 = split_frames(load_frame(img2), "img2")
+    if len(frames1) != len(frames2) or layout.batched != layout2.batched:
+        raise InputError(f"img1 and img2 must both be single frames or batches of the same size, got "
+                         f"{len(frames1) if layout.batched else 'one frame'} and "
+                         f"{len(frames2) if layout2.batched else 'one frame'}")
+    if not frames1:
+        raise InputError("img1 is an empty batch")
     m = get_method(method or best_method())
     reason = m.unavailable_reason()
     if reason is not None:
@@ -118,8 +135,16 @@ def flow(img1: Any, img2: Any, method: str | None = None, device: str = "cpu", *
     unknown = set(options) - set(m.defaults)
     if unknown:
         raise InputError(f"method {m.name!r} has no option(s) {sorted(unknown)}; it takes {sorted(m.defaults)}")
-    out = m.run(a, b, device=device, **{**m.defaults, **options})
-    out = np.asarray(out, dtype=np.float32)
-    if out.shape != a.shape[:2] + (2,):
-        raise RuntimeError(f"method {m.name!r} returned flow of shape {out.shape}, expected {a.shape[:2] + (2,)}")
-    return out
+    options = validate_options(m.name, m.options, options)
+    flows = []
+    for i, (f1, f2) in enumerate(zip(frames1, frames2)):
+        tag = f"[{i}]" if layout.batched else ""
+        a, b = as_image(f1, f"img1{tag}", value_range), as_image(f2, f"img2{tag}", value_range)
+        if a.shape != b.shape:
+            raise InputError(f"img1{tag} and img2{tag} differ in size: {a.shape[1]}×{a.shape[0]} vs "
+                             f"{b.shape[1]}×{b.shape[0]}")
+        out = np.asarray(m.run(a, b, device=device, **{**m.defaults, **options}), dtype=np.float32)
+        if out.shape != a.shape[:2] + (2,):
+            raise RuntimeError(f"method {m.name!r} returned flow of shape {out.shape}, expected {a.shape[:2] + (2,)}")
+        flows.append(out)
+    return flow_in_layout(flows, layout)

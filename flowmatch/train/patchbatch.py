@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_open
+from .._outputs import check_outputs, folder
 from ..errors import InputError
 from ..losses import LOSSES, triplet_batch_loss
 from ..models.patchbatch import VARIANTS, PatchBatchNet
@@ -106,6 +107,8 @@ class PatchBatchTrainConfig:
             raise InputError("--workers must be >= 0 and --threads >= 1")
         if len(self.size) != 2 or min(self.size) < 96:
             raise InputError(f"--size must be two values >= 96, got {self.size}")
+        # the exported weights must not land on the photos the run reads
+        check_outputs({"--export": self.export}, {"--photos": folder(self.photos)})
 
     # Settings a resumed run must share with its checkpoints (the batches and the model depend on them).
     FIXED = ("data", "variant", "bn", "width", "batch", "frames_per_batch", "size", "seed", "neg_min", "neg_max",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import flowmatch
-from flowmatch.errors import InputError, MethodUnavailableError
+from flowmatch.errors import FlowmatchError, InputError, MethodUnavailableError
 from flowmatch.methods import classical, registry
 
 CLASSICAL = ("dis-ultrafast", "dis-fast", "dis-medium", "farneback", "deepflow", "dualtvl1", "pcaflow")
@@ -54,7 +54,12 @@ def test_flow_accepts_gray_float_and_torch_inputs_alike():
     as_torch = flowmatch.flow(torch.from_numpy(a).permute(2, 0, 1), torch.from_numpy(b).permute(2, 0, 1),
                               method="dis-medium")
     np.testing.assert_allclose(as_float, ref, atol=1e-5)
-    np.testing.assert_allclose(as_torch, ref, atol=1e-5)
+    assert isinstance(as_torch, torch.Tensor) and as_torch.shape == (2, 64, 80)  # the caller's layout
+    np.testing.assert_allclose(as_torch.permute(1, 2, 0).numpy(), ref, atol=1e-5)
+    as_255 = flowmatch.flow(a.astype(np.float32), b.astype(np.float32), method="dis-medium", value_range=255)
+    assert np.array_equal(as_255, ref)
+    with pytest.raises(InputError, match="value_range=255"):
+        flowmatch.flow(a.astype(np.float32), b.astype(np.float32), method="dis-medium")
     gray = flowmatch.flow(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY),
                           method="dis-medium")
     assert np.abs(gray - ref).mean() < 0.05  # same luma up to rounding
@@ -81,8 +86,10 @@ def test_bad_inputs_raise_named_errors():
         flowmatch.flow(a[:12, :12], b[:12, :12], method="dualtvl1")
     with pytest.raises(InputError, match="NaN"):
         flowmatch.flow(np.full((20, 20), np.nan, np.float32), a[:20, :20], method="dis-fast")
-    with pytest.raises(InputError):
-        flowmatch.flow("not an image", b, method="dis-fast")
+    with pytest.raises(FlowmatchError, match="does not exist"):
+        flowmatch.flow("not an image", b, method="dis-fast")  # a str is a path
+    with pytest.raises(InputError, match="numpy array or torch tensor"):
+        flowmatch.flow([[1, 2], [3, 4]], b, method="dis-fast")
 
 
 def test_contrib_methods_report_unavailable_without_cv2_optflow(monkeypatch):

@@ -11,16 +11,37 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from ..._checks import Bool, Float, Int, Path
 from ...errors import InputError
+from ...precision import PRECISIONS
 
 
-def _check_ints(cfg: Any, names: tuple[str, ...], minimum: int) -> None:
-    for name in names:
-        val = getattr(cfg, name)
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < minimum:
-            raise InputError(f"{name} must be an integer >= {minimum}, got {val!r}")
+def _check_fields(cfg: Any, rules: dict[str, Any]) -> None:
+    """Check each field of a stage config against its rule (flowmatch._checks); the message names the
+    flat option (e.g. refine_iterations) the user typed."""
+    stage = _STAGE_OF.get(type(cfg).__name__)
+    for attr, rule in rules.items():
+        flat = _RENAMED.get((stage, attr), attr) if stage else attr
+        object.__setattr__(cfg, attr, rule.check(f"option {flat}", getattr(cfg, attr)))
+
+
+# Limits: the compiled ops take int32 counts and float32 values, and each count multiplies the work
+# (PatchMatch passes, neighbours per model, refinement iterations): every bound keeps one call of the
+# pipeline within minutes at HD size, and far from the C++ widths.
+_PM_RADIUS_MAX = 2**20 - 1  # ops.patchmatch's own limit
+_DESCRIPTOR_RULES = {"stride": Int(1, 64), "pca_dim": Int(1, 4096, optional=True), "half": Bool(),
+                     "raw_weight": Float(0.0, 1.0), "model": Path()}
+_MATCHING_RULES = {"iterations": Int(1, 64), "coarse_iterations": Int(1, 64), "coarse_factor": Int(1, 64),
+                   "radius": Int(0, _PM_RADIUS_MAX), "window": Int(0, _PM_RADIUS_MAX),
+                   "coarse_window": Int(0, _PM_RADIUS_MAX), "coarse_radius": Int(0, _PM_RADIUS_MAX),
+                   "subpixel": Bool()}
+_CONSISTENCY_RULES = {"threshold": Float(0.0, 1e4), "cost_quantile": Float(0.0, 1.0, open_lo=True, optional=True),
+                      "saliency_th": Float(0.0, 1.0), "seed_step": Int(1, 1024)}
+_INTERPOLATION_RULES = {"nn": Int(1, 4096), "coef_kernel": Float(0.0, 1e3), "affine": Bool(),
+                        "pref_nn": Int(0, 4096), "pref_th": Float(0.0, 1e6), "edge_scale": Float(0.0, 1e3)}
+_REFINEMENT_RULES = {"enabled": Bool(), "dis": Bool(), "dis_max_change": Float(0.0, 1e6),
+                     "iterations": Int(0, 100), "alpha": Float(0.0, 1e4)}
+_PIPELINE_RULES = {"seed": Int(0, 2**63 - 1), "threads": Int(1, 1024, optional=True)}
 
 
 # "patchbatch": the network; "raw": normalised 9×9 patches; "daisy": scikit-image DAISY;
@@ -37,9 +58,14 @@ class DescriptorConfig:
     pca_dim: int | None = None     # reduce descriptors to this many PCA components (None = keep)
     half: bool = False             # store descriptors as float16 for PatchMatch
     raw_weight: float = 0.5        # "combined": share of the raw patches in the squared distance
+    # network arithmetic: "auto" = bf16 only where the device runs it natively (flowmatch.precision;
+    # never on an AVX2-only CPU, where bf16 is ~8x slower), "fp32" or "bf16" to force one
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
-        _check_ints(self, ("stride",), 1)
+        _check_fields(self, _DESCRIPTOR_RULES)
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.kind not in DESCRIPTOR_KINDS:
             raise InputError(f"descriptor must be one of {DESCRIPTOR_KINDS}, got {self.kind!r}")
         if not (isinstance(self.raw_weight, (int, float)) and 0.0 <= float(self.raw_weight) <= 1.0):
@@ -59,8 +85,7 @@ class MatchingConfig:
     subpixel: bool = True          # parabola refinement of the matches
 
     def __post_init__(self) -> None:
-        _check_ints(self, ("iterations", "coarse_factor", "coarse_iterations"), 1)
-        _check_ints(self, ("radius", "window", "coarse_window", "coarse_radius"), 0)
+        _check_fields(self, _MATCHING_RULES)
 
 
 @dataclass(frozen=True)
@@ -72,7 +97,7 @@ class ConsistencyConfig:
     seed_step: int = 3                 # seeds for interpolation on every k-th grid pixel
 
     def __post_init__(self) -> None:
-        _check_ints(self, ("seed_step",), 1)
+        _check_fields(self, _CONSISTENCY_RULES)
 
 
 @dataclass(frozen=True)
@@ -86,8 +111,7 @@ class InterpolationConfig:
     edge_scale: float = 1.0        # weight of image edges in the geodesic cost
 
     def __post_init__(self) -> None:
-        _check_ints(self, ("nn",), 1)
-        _check_ints(self, ("pref_nn",), 0)
+        _check_fields(self, _INTERPOLATION_RULES)
 
 
 @dataclass(frozen=True)
@@ -100,7 +124,7 @@ class RefinementConfig:
     alpha: float = 20.0            # smoothness weight of the variational refinement
 
     def __post_init__(self) -> None:
-        _check_ints(self, ("iterations",), 0)
+        _check_fields(self, _REFINEMENT_RULES)
 
 
 @dataclass(frozen=True)
@@ -114,8 +138,13 @@ class PipelineConfig:
     seed: int = 0                  # PatchMatch initialisation and PCA sampling
     threads: int | None = None     # torch threads for the CPU ops while the pipeline runs (None = as is)
 
+    def __post_init__(self) -> None:
+        _check_fields(self, _PIPELINE_RULES)
+
 
 STAGES = ("descriptors", "matching", "consistency", "interpolation", "refinement")
+_STAGE_OF = {"DescriptorConfig": "descriptors", "MatchingConfig": "matching", "ConsistencyConfig": "consistency",
+             "InterpolationConfig": "interpolation", "RefinementConfig": "refinement"}
 # Flat option names that differ from "<field>" of their stage.
 _RENAMED = {("descriptors", "kind"): "descriptor", ("descriptors", "model"): "descriptor_model",
             ("descriptors", "stride"): "descriptor_stride", ("consistency", "threshold"): "consistency",

@@ -30,6 +30,13 @@ class Matches:
 
 
 def _flow(flow: Any, name: str) -> torch.Tensor:
+    """An H×W×2 float32 torch flow, checked by image.as_flow; a tensor on an accelerator stays there (its
+    layout is checked on a 1×1 corner, its values where they are)."""
+    if isinstance(flow, torch.Tensor) and flow.device.type != "cpu":
+        as_flow(flow.detach()[:1, :1].cpu() if flow.dim() == 3 else flow.detach().cpu(), name)
+        if not bool(torch.isfinite(flow).all()):
+            raise InputError(f"{name} contains NaN or infinite values")
+        return flow.detach().float()
     # a CPU float32 tensor or array passes through without a copy
     return torch.from_numpy(as_flow(flow, name, finite=True))
 
@@ -40,6 +47,8 @@ def consistency_check(flow_ab: Any, flow_ba: Any, threshold: float = 1.0) -> tup
     For pixel x of A with target y = x + flow_ab(x) (rounded to the nearest pixel of B), the round
     trip error is |flow_ab(x) + flow_ba(y)|.  A pixel whose target leaves B is inconsistent.
 
+    Runs on the device of torch flows (both on one device), else on the CPU.
+
     Args:
         flow_ab: H×W×2 flow A->B; flow_ba: H'×W'×2 flow B->A (pixels, u then v; numpy or torch).
         threshold: largest accepted round-trip error in pixels (>= 0).
@@ -47,11 +56,15 @@ def consistency_check(flow_ab: Any, flow_ba: Any, threshold: float = 1.0) -> tup
         (mask H×W bool, True = consistent; error H×W float32 in pixels, +inf where the target leaves B).
     """
     fab, fba = _flow(flow_ab, "flow_ab"), _flow(flow_ba, "flow_ba")
+    if fab.device != fba.device:
+        raise InputError(f"flow_ab ({fab.device}) and flow_ba ({fba.device}) are on different devices")
     if not (np.isfinite(threshold) and threshold >= 0):
         raise InputError(f"threshold must be a finite number >= 0, got {threshold!r}")
     H, W = fab.shape[:2]
     Hb, Wb = fba.shape[:2]
-    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
+    dev = fab.device
+    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float64, device=dev),
+                            torch.arange(W, dtype=torch.float64, device=dev), indexing="ij")
     # the target in float64 so that rounding x + u is exact (round half to even, as np.rint)
     tx = torch.round(xs + fab[..., 0]).long()
     ty = torch.round(ys + fab[..., 1]).long()
@@ -108,16 +121,18 @@ def sparse_matches(flow_ab: Any, flow_ba: Any, cost_ab: Any = None, threshold: f
         Matches; confidence = exp(-cost / median cost) when costs are given, else 1 - error/(threshold+1).
         Zero matches is a valid result (len 0).
     """
-    ok, err = consistency_check(flow_ab, flow_ba, threshold)
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
         raise InputError(f"step must be a positive integer, got {step!r}")
+    ok, err = consistency_check(flow_ab, flow_ba, threshold)
+    # the check ran where the flows are; seed selection (a few thousand points) continues on the CPU
+    ok, err = ok.cpu(), err.cpu()
     grid = torch.zeros_like(ok)
     grid[::step, ::step] = True
     ok &= grid
     cost = _cost_filter(ok, cost_ab, max_cost, cost_quantile)
     ys, xs = torch.nonzero(ok, as_tuple=True)
     points = torch.stack([xs, ys], dim=1).float() * scale
-    flows = _flow(flow_ab, "flow_ab")[ys, xs] * scale
+    flows = _flow(flow_ab, "flow_ab").cpu()[ys, xs] * scale
     if cost is not None and len(ys):
         c = cost[ys, xs]
         med = _median(c)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import InputError
+from ...precision import resolve_precision
 from .config import DescriptorConfig
 from .network import descriptors, load_descriptor_model, prepare_image
 
@@ -85,21 +86,25 @@ def daisy_descriptors(image: Any, stride: int = 1, radius: int = 8) -> torch.Ten
 
 
 def compute_descriptors(img1: np.ndarray, img2: np.ndarray, cfg: DescriptorConfig, model: Any = None,
-                        seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                        seed: int = 0, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Dense descriptors of both frames on the cfg.stride grid (PCA-reduced when asked; `seed`
-    picks the PCA samples).
+    picks the PCA samples), on `device` (the network runs there; the learning-free kinds are
+    computed on the CPU and moved).  cfg.precision "auto" resolves for `device`.
 
     img1, img2: H×W×3 (or H×W) frames.  Returns two ceil(H/k)×ceil(W/k)×D fields (float32 or float16)."""
+    dev = torch.device(device)
     if cfg.kind == "raw":
         da, db = raw_patch_descriptors(img1, cfg.stride), raw_patch_descriptors(img2, cfg.stride)
     elif cfg.kind == "daisy":
         da, db = daisy_descriptors(img1, cfg.stride), daisy_descriptors(img2, cfg.stride)
     else:
         net = model if model is not None else load_descriptor_model(cfg.model)
-        da, db = descriptors(img1, net, stride=cfg.stride), descriptors(img2, net, stride=cfg.stride)
+        prec = resolve_precision(cfg.precision, dev)
+        da, db = (descriptors(img, net, stride=cfg.stride, precision=prec, device=dev) for img in (img1, img2))
         if cfg.kind == "combined":
-            da, db = (combine(d, raw_patch_descriptors(img, cfg.stride), cfg.raw_weight)
+            da, db = (combine(d, raw_patch_descriptors(img, cfg.stride).to(dev), cfg.raw_weight)
                       for d, img in ((da, img1), (db, img2)))
+    da, db = da.to(dev), db.to(dev)
     if cfg.pca_dim is not None:
         da, db = pca_reduce(da, db, cfg.pca_dim, seed=seed)
     if cfg.half:

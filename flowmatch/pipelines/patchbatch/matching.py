@@ -13,8 +13,8 @@ def pool_descriptors(desc: torch.Tensor, factor: int) -> torch.Tensor:
     completed by repeating the last row/column).  Works channels-last, without a transposed copy."""
     H, W, D = desc.shape
     Hc, Wc = -(-H // factor), -(-W // factor)
-    rows = torch.arange(Hc * factor).clamp_(max=H - 1)
-    cols = torch.arange(Wc * factor).clamp_(max=W - 1)
+    rows = torch.arange(Hc * factor, device=desc.device).clamp_(max=H - 1)
+    cols = torch.arange(Wc * factor, device=desc.device).clamp_(max=W - 1)
     x = desc if (Hc * factor == H and Wc * factor == W) else desc[rows][:, cols]
     return x.float().reshape(Hc, factor, Wc, factor, D).mean((1, 3)).contiguous()
 

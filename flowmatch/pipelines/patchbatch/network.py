@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from ..._paths import DESCRIPTOR_WEIGHTS, weights_path
-from ...checkpoint import load_checkpoint, load_state_into
+from ...checkpoint import build_from_checkpoint, load_checkpoint
 from ...data.patch_pairs import patch_offsets
 from ...errors import CheckpointError, InputError
-from ...image import frame_to_numpy, normalize_gray, to_gray
+from ...image import normalized_gray
 from ...models.patchbatch import LEAK, PatchBatchNet, fused_layers
 
 __all__ = ["descriptors", "load_descriptor_model", "prepare_image"]
@@ -54,20 +54,16 @@ def load_descriptor_model(name: str | None = None, device: str | torch.device = 
         raise CheckpointError(f"shipped descriptor weights {path!r} are missing; train them with "
                               "`flowmatch train patchbatch --export ...` or pass a checkpoint path")
     ckpt = load_checkpoint(path, "patchbatch")
-    try:
-        net = PatchBatchNet(**ckpt.config)
-    except TypeError as exc:
-        raise CheckpointError(f"{path!r}: config {ckpt.config} does not describe a PatchBatchNet: {exc}") from exc
-    load_state_into(net, ckpt.model, source=f"descriptor weights {path!r}")
+    # built on the meta device and compared with the file's tensors first (nothing huge from a tiny file)
+    net = build_from_checkpoint(PatchBatchNet, ckpt, source=f"descriptor weights {path!r}")
     net.meta = dict(ckpt.extra) if isinstance(ckpt.extra, dict) else {}
     return net.to(device).eval()
 
 
 def prepare_image(image: Any, name: str = "image") -> torch.Tensor:
     """Image (H×W or H×W×3; numpy or torch; uint8, uint16 or float) -> H×W float32 grayscale
-    normalised by its own mean and standard deviation."""
-    image = frame_to_numpy(image, name)
-    return torch.from_numpy(normalize_gray(to_gray(image, name)))
+    normalised by its own mean and standard deviation (so any value range gives the same result)."""
+    return torch.from_numpy(normalized_gray(image, name))
 
 
 def _check_stride(stride: int) -> int:

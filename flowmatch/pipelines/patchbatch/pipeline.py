@@ -13,6 +13,8 @@ import warnings
 from typing import Any
 
 
+import torch
+
 from ..._threads import torch_threads
 from ...errors import InputError
 from ...image import as_image
@@ -24,6 +26,23 @@ from .interpolation import densify
 from .matching import match_descriptors
 from .presets import resolve_config
 from .refinement import refine
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The torch.device for "cpu", "cuda" or "cuda:N"; InputError for another kind or a GPU that is not there."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"the PatchBatch pipeline runs on 'cpu' or 'cuda[:N]', got {device!r}")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"device {device!r} asked for, but no CUDA device is visible; use device='cpu'")
+        if dev.index is not None and dev.index >= count:
+            raise InputError(f"device {device!r} asked for, but only {count} CUDA device(s) are visible")
+    return dev
 
 
 class _Timer:
@@ -53,7 +72,8 @@ class _Timer:
 
 
 def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accurate", verbose: bool = False,
-                    model: Any = None, return_stages: bool = False, **options: Any):
+                    model: Any = None, return_stages: bool = False, device: str | torch.device = "cpu",
+                    **options: Any):
     """Optical flow img1 -> img2 by the PatchBatch pipeline.
 
     Args:
@@ -62,18 +82,24 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         verbose: print each stage's wall time to stderr.
         model: an already loaded descriptor network (else cfg.descriptors.model is loaded).
         return_stages: also return a dict of intermediate results and timings.
+        device: where descriptors, PatchMatch and the forward-backward check run ("cpu", "cuda",
+            "cuda:N"); interpolation and refinement run on the CPU.  InputError for a device that is
+            not there.
     Returns:
         H×W×2 float32 flow (pixels, u then v) [, stages dict].
     Warns NoMatchesWarning (and returns the refined zero flow) when no match survives the check.
     """
+    # value_range: of the frames (flowmatch.image.full_scale), e.g. 255 for float frames in [0, 255]
+    value_range = options.pop("value_range", None)
     cfg = resolve_config(preset, **options)
-    a, b = as_image(img1, "img1"), as_image(img2, "img2")
+    dev = check_device(device)
+    a, b = as_image(img1, "img1", value_range), as_image(img2, "img2", value_range)
     if a.shape != b.shape:
         raise InputError(f"img1 and img2 differ in size: {a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]}")
     timer = _Timer(verbose, f"patchbatch-{preset if isinstance(preset, str) else 'custom'}")
     with torch_threads(cfg.threads):
-        da, db = compute_descriptors(a, b, cfg.descriptors, model, seed=cfg.seed)
-        timer.stage("descriptors", f"{tuple(da.shape)} {str(da.dtype).replace('torch.', '')}")
+        da, db = compute_descriptors(a, b, cfg.descriptors, model, seed=cfg.seed, device=dev)
+        timer.stage("descriptors", f"{tuple(da.shape)} {str(da.dtype).replace('torch.', '')} on {dev}")
         fab, cab, fba, _ = match_descriptors(da, db, cfg.matching, seed=cfg.seed)
         timer.stage("patchmatch", "both directions")
         c = cfg.consistency
