@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .._atomic import clean_stale_temps
 from ..checkpoint import load_checkpoint, load_state_into, save_checkpoint
 from ..distributed import DistInfo, all_reduce_mean, barrier, init_distributed, unwrap, wrap_ddp  # noqa: F401
 from ..errors import CheckpointError, InputError
@@ -209,6 +210,10 @@ def list_checkpoints(folder: str | os.PathLike) -> list[tuple[int, str]]:
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> str | None:
+    """Newest complete checkpoint in `folder` (None if none).  Resuming starts here, so it also
+    removes the temporaries of checkpoint saves killed mid-write (provably stale: their process on
+    this host is gone; flowmatch._atomic.clean_stale_temps)."""
+    clean_stale_temps(folder)
     found = list_checkpoints(folder)
     return found[-1][1] if found else None
 
