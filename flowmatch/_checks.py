@@ -110,3 +110,33 @@ class Passthrough:
 
     def check(self, name: str, v: Any) -> Any:
         return v
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: a generous fixed bound
+        return 1 << 40
+
+
+_CPU_MEMORY = _physical_memory()  # read once (also keeps sysconf out of torch.compile traces)
+
+
+def memory_bytes(device: Any = "cpu") -> int:
+    """Memory an allocation on `device` can at most get: the machine's physical memory for the CPU,
+    the device's total memory for CUDA (an upper bound, not what is free)."""
+    kind = getattr(device, "type", str(device).split(":")[0])
+    if kind == "cuda":
+        import torch
+
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return _CPU_MEMORY
+
+
+def check_allocation(what: str, nbytes: int, device: Any = "cpu") -> None:
+    """InputError naming `what` and the size it would need, when `nbytes` exceeds memory_bytes(device)
+    (so a hostile size is refused up front instead of a failed or thrashing allocation)."""
+    limit = memory_bytes(device)
+    if nbytes > limit:
+        raise InputError(f"{what} would need {nbytes / 2**30:.3g} GiB, more than the {limit / 2**30:.3g} GiB "
+                         f"of memory on {device}")

@@ -94,10 +94,23 @@ def check_value_range(lo_hi: tuple[float, float], vmin: float, vmax: float, name
     raise InputError(f"{name} has values in [{vmin:g}, {vmax:g}], far outside [{lo:g}, {hi:g}] ({what}); {hint}")
 
 
+def _cpu_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
+    """t detached on the CPU, in a dtype numpy has (bfloat16 / float8 -> float32); InputError for a
+    tensor without data (meta) or a sparse one."""
+    if t.device.type == "meta":
+        raise InputError(f"{name} is a meta tensor (a shape without data); pass a tensor with values")
+    if t.layout != torch.strided:
+        raise InputError(f"{name} is a {t.layout} tensor; pass a dense one (t.to_dense())")
+    t = t.detach().cpu()
+    if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):
+        t = t.float()  # numpy has no bfloat16 / float8
+    return t
+
+
 def to_numpy(x: Any, name: str) -> np.ndarray:
     """numpy array of a numpy array or a (CPU or GPU) torch tensor; InputError for anything else."""
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        x = _cpu_tensor(x, name).numpy()
     if not isinstance(x, np.ndarray):
         raise InputError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
     return x
@@ -186,7 +199,7 @@ def frame_to_numpy(x: Any, name: str) -> np.ndarray:
     """One frame as a numpy array in H×W[×C] layout (a torch C×H×W tensor is moved to the CPU and
     made channels-last); InputError for a type that is neither."""
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
+        x = _cpu_tensor(x, name)
         if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3, 4):
             x = x.permute(1, 2, 0)  # C×H×W -> H×W×C
         x = x.numpy()

@@ -16,10 +16,14 @@ import warnings
 import torch
 
 from .. import _ext
+from .._checks import check_allocation
 from ..errors import ExtensionNotBuiltError, InputError
 from . import _library
 from .correlation_reference import check_params, correlation_reference
-from .correlation_shape import correlation_output_shape, correlation_output_size
+from .correlation_shape import correlation_displacements, correlation_output_shape, correlation_output_size
+
+# Multiply-adds one call may cost (~10 minutes on a CPU core; FlowNetC at 512×384, batch 8: 3e9).
+_MAX_WORK = 2**46
 
 __all__ = ["correlation", "spatial_correlation_sample", "correlation_output_shape", "extension_available"]
 
@@ -60,6 +64,23 @@ def _check_inputs(f1: torch.Tensor, f2: torch.Tensor, pad_size: int, kernel_size
             f"correlation: output size would be {oh}×{ow} for input {h}×{w} with pad_size={pad_size}, "
             f"kernel_size={kernel_size}, max_displacement={max_displacement}, stride1={stride1}; need "
             "H + 2·pad_size >= 2·max_displacement + kernel_size (raise pad_size or lower max_displacement)")
+    if torch.compiler.is_compiling():  # symbolic sizes: the eager call (and the C++ checks) bound them
+        return
+    # the compiled kernels take every parameter below 2^31 (see correlation_ops.h)
+    if max(pad_size, kernel_size, max_displacement, stride1, stride2) >= 2**31:
+        raise InputError(f"correlation: pad_size ({pad_size}), kernel_size ({kernel_size}), max_displacement "
+                         f"({max_displacement}), stride1 ({stride1}) and stride2 ({stride2}) must be < 2^31")
+    d = correlation_displacements(max_displacement, stride2)
+    check_allocation(f"correlation: the output N×D²×oH×oW = {n}×{d * d}×{oh}×{ow}",
+                     n * d * d * oh * ow * f1.element_size(), f1.device)
+    if f1.device.type == "cpu":  # the CPU kernels' scratch rows span the padded width
+        check_allocation(f"correlation: scratch rows of width {w + 2 * pad_size + 2 * max_displacement} (pad_size "
+                         f"{pad_size})", 12 * kernel_size * c * (w + 2 * pad_size + 2 * max_displacement + kernel_size),
+                         f1.device)
+    work = n * d * d * oh * ow * kernel_size * kernel_size * c
+    if work > _MAX_WORK:
+        raise InputError(f"correlation: {n}×{d * d}×{oh}×{ow} outputs of {kernel_size}×{kernel_size}×{c} products "
+                         f"each ({work:.3g} multiply-adds) is more than the {_MAX_WORK:.3g} one call may take")
 
 
 def _warn_once(key: str, message: str) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .. import _ext
+from .._checks import FLOAT32_MAX, Float
 from ..errors import InputError
 from . import _library
 
@@ -36,6 +37,10 @@ def edge_cost_map(image: np.ndarray, euclidean: float = 0.001, sigma: float = 1.
     """
     import cv2
 
+    # sigma is bounded: OpenCV builds a kernel of ~6·sigma taps (1e6 fails to allocate, 1e5 takes minutes)
+    euclidean = Float(0.0, 1e3).check("edge_cost_map: euclidean", euclidean)
+    sigma = Float(0.0, 100.0).check("edge_cost_map: sigma", sigma)
+    scale = Float(0.0, 1e3).check("edge_cost_map: scale", scale)
     img = np.asarray(image, dtype=np.float32)
     if img.ndim not in (2, 3):
         raise InputError(f"edge_cost_map: image must be H×W or H×W×C, got shape {img.shape}")
@@ -77,6 +82,8 @@ def edge_aware_interpolate(points: np.ndarray | torch.Tensor, flows: np.ndarray 
                            else cost_map.detach().float().cpu())
     if cost.dim() != 2 or min(cost.shape) < 1:
         raise InputError(f"cost_map must be H×W, got shape {tuple(cost.shape)}")
+    if cost.shape[0] * cost.shape[1] >= 2**30:  # the C++ op's pixel indices are int32 (checked before any copy)
+        raise InputError(f"cost_map of {cost.shape[1]}×{cost.shape[0]} pixels is larger than the 2^30 the op takes")
     if not bool(torch.isfinite(cost).all()) or bool((cost < 0).any()):
         raise InputError("cost_map must be finite and >= 0 (build it with edge_cost_map)")
     pts = torch.as_tensor(np.asarray(points, dtype=np.float64) if not isinstance(points, torch.Tensor)
@@ -90,14 +97,15 @@ def edge_aware_interpolate(points: np.ndarray | torch.Tensor, flows: np.ndarray 
     for name, val, lo in (("nn", nn, 1), ("pref_nn", pref_nn, 0)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < lo:
             raise InputError(f"edge_aware_interpolate: {name} must be an integer >= {lo}, got {val!r}")
-    if not (np.isfinite(coef_kernel) and coef_kernel >= 0):
-        raise InputError(f"edge_aware_interpolate: coef_kernel must be finite and >= 0, got {coef_kernel!r}")
-    if not (np.isfinite(pref_th) and pref_th >= 0):
-        raise InputError(f"edge_aware_interpolate: pref_th must be finite and >= 0, got {pref_th!r}")
+    # the op computes in float32: larger values become inf (and the weights NaN)
+    coef_kernel = Float(0.0, FLOAT32_MAX).check("edge_aware_interpolate: coef_kernel", coef_kernel)
+    pref_th = Float(0.0, FLOAT32_MAX).check("edge_aware_interpolate: pref_th", pref_th)
     H, W = cost.shape
     finite = torch.isfinite(pts).all(1) & torch.isfinite(fl).all(1)
     if not bool(finite.all()):
         raise InputError(f"points/flows contain {int((~finite).sum())} non-finite rows")
+    if fl.numel() and float(fl.abs().max()) >= 2**20:  # the affine fits square them in float32
+        raise InputError(f"flows must be below 2^20 pixels in magnitude, got {float(fl.abs().max()):g}")
     xy = torch.round(pts).to(torch.int64)
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
     if not bool(inside.all()):
@@ -111,7 +119,7 @@ def edge_aware_interpolate(points: np.ndarray | torch.Tensor, flows: np.ndarray 
     if not _library.load():
         _ext.require("flowmatch.ops.edge_aware_interpolate")
     flow, kept = torch.ops.flowmatch.edge_aware_interpolate(
-        xy.to(torch.int32).contiguous(), fl.contiguous(), cost.contiguous(), int(nn), float(coef_kernel),
-        bool(affine), int(pref_nn), float(pref_th))
+        xy.to(torch.int32).contiguous(), fl.contiguous(), cost.contiguous(), int(min(nn, M)), float(coef_kernel),
+        bool(affine), int(min(pref_nn, M)), float(pref_th))  # more neighbours than matches = all of them
     flow = flow.numpy()
     return (flow, kept.numpy()) if return_kept else flow

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
+from .._checks import check_allocation
 from ..errors import InputError
 from . import _library
 
@@ -41,6 +42,11 @@ def validate_descriptors(desc_a: torch.Tensor, desc_b: torch.Tensor, *, check_fi
         raise InputError(f"desc_a ({desc_a.dtype}) and desc_b ({desc_b.dtype}) differ in dtype")
     if desc_a.device != desc_b.device:
         raise InputError(f"desc_a ({desc_a.device}) and desc_b ({desc_b.device}) are on different devices")
+    # bounded before any pass over the data: an expanded (stride-0) view may claim terabytes, and the
+    # op makes both contiguous
+    h, w, d = desc_a.shape
+    check_allocation(f"patchmatch: two contiguous {h}×{w}×{d} descriptor fields",
+                     2 * desc_a.numel() * desc_a.element_size(), desc_a.device)
     if check_finite:
         for name, t in (("desc_a", desc_a), ("desc_b", desc_b)):
             # one reduction pass without a mask temporary (NaN and ±inf propagate into min/max)

@@ -19,6 +19,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -256,10 +257,18 @@ std::tuple<at::Tensor, at::Tensor> interpolate_cpu(const at::Tensor& seeds_xy, c
   TORCH_CHECK(seeds_xy.device().is_cpu() && seeds_flow.device().is_cpu() && cost_map.device().is_cpu(),
               "edge_aware_interpolate: runs on the CPU only");
   TORCH_CHECK(nn >= 1, "edge_aware_interpolate: nn must be >= 1, got ", nn);
-  TORCH_CHECK(std::isfinite(coef_kernel) && coef_kernel >= 0, "edge_aware_interpolate: coef_kernel must be >= 0");
+  // the kernels compute in float: a larger coef_kernel or pref_th would become inf (and the weights NaN)
+  TORCH_CHECK(std::isfinite(coef_kernel) && coef_kernel >= 0 && coef_kernel <= FLT_MAX,
+              "edge_aware_interpolate: coef_kernel must be finite, >= 0 and fit a float, got ", coef_kernel);
+  TORCH_CHECK(pref_nn >= 0, "edge_aware_interpolate: pref_nn must be >= 0, got ", pref_nn);
+  TORCH_CHECK(std::isfinite(pref_th) && pref_th >= 0 && pref_th <= FLT_MAX,
+              "edge_aware_interpolate: pref_th must be finite, >= 0 and fit a float, got ", pref_th);
   const int64_t H = cost_map.size(0), W = cost_map.size(1), M = seeds_xy.size(0);
   TORCH_CHECK(H >= 1 && W >= 1 && H < (1 << 30) / W, "edge_aware_interpolate: bad cost_map size ", cost_map.sizes());
   TORCH_CHECK(M >= 1 && M < (1 << 30), "edge_aware_interpolate: need at least one seed, got ", M);
+  // more neighbours than seeds means all of them: clamp before the int casts below (2^31 used to wrap)
+  nn = std::min(nn, M);
+  pref_nn = std::min(pref_nn, M);
   const at::Tensor xy = seeds_xy.contiguous(), fl = seeds_flow.contiguous(), cm = cost_map.contiguous();
   const int* pxy = xy.data_ptr<int>();
   const float* pfl = fl.data_ptr<float>();

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..._checks import Float
 from ...errors import InputError
 from ...image import as_flow, gray_u8, to_numpy
 
@@ -148,6 +149,8 @@ def saliency(image: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     saliency) are unreliable."""
     import cv2
 
+    # OpenCV's kernel grows with sigma (~6·sigma taps): 1e6 hangs
+    sigma = Float(0.0, 100.0, open_lo=True).check("saliency: sigma", sigma)
     g = gray_u8(image).astype(np.float32) / 255.0
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8.0
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8.0
