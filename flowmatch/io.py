@@ -116,6 +116,10 @@ def write_flo(path: str | os.PathLike, flow: Any, valid: Any = None) -> None:
     flow = as_flow(flow)
     valid = as_mask(valid, flow.shape[:2], default=True)
     _check_finite_where_valid(flow, valid, path)
+    if valid.any() and float(np.abs(flow[valid]).max()) > FLO_UNKNOWN_THRESHOLD:
+        # .flo readers take |x| > 1e9 as "unknown": such a valid value would come back invalid
+        raise InputError(f"flow to be written to {os.fspath(path)!r} has |values| above {FLO_UNKNOWN_THRESHOLD:g} px "
+                         "at pixels marked valid; .flo stores those as unknown (pass valid=False for them)")
     out = flow.copy()
     out[~valid] = FLO_UNKNOWN
     with atomic_open(path, "wb") as fh:
@@ -322,6 +326,10 @@ def write_image(path: str | os.PathLike, img: Any) -> None:
         img = img.astype(np.uint8) * 255
     if img.dtype not in (np.uint8, np.uint16):
         raise InputError(f"img must be uint8 or uint16, got {img.dtype} (convert floats with np.clip(...).astype)")
+    if img.dtype == np.uint16 and ext not in (".png", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"):
+        # OpenCV would saturate every value above 255 without a word
+        raise InputError(f"{path!r}: {ext} stores 8 bits per channel; write 16-bit images as .png, .tif or .ppm "
+                         "(or convert with (img >> 8).astype(np.uint8))")
     if img.ndim == 3:
         img = np.ascontiguousarray(img[..., ::-1])  # RGB -> BGR for OpenCV
     with atomic_open(path, "wb") as fh:
