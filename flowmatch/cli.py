@@ -52,7 +52,8 @@ def _epilog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowmatch", description="Optical flow and dense correspondence.",
                                      epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error (anywhere on "
+                        "the command line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"flowmatch.commands.{name}").register(sub)
@@ -86,7 +87,9 @@ def _quiet_broken_pipe() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
+    args = parser.parse_args([a for a in argv if a != "--debug"])
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the one boundary: every error ends here as one line + exit code
-        if args.debug:
+        if debug:
             traceback.print_exc()
         print(f"{name}: error: {_describe(exc)}", file=sys.stderr)
         return exit_code(exc)
