@@ -8,15 +8,16 @@ from .config import (ConsistencyConfig, DescriptorConfig, InterpolationConfig, M
                      RefinementConfig, with_options)
 
 PRESETS: dict[str, PipelineConfig] = {
-    # every pixel, 256/512-D descriptors stored as float16, seeds every 4 px, 10 refinement passes
+    # every pixel, the network's descriptor with raw patches ("combined": measured best on the held-out
+    # real pairs, benchmarks/bench_descriptor_pipeline.py) stored as float16, seeds every 4 px, 10 refinement passes
     "accurate": PipelineConfig(
-        descriptors=DescriptorConfig(half=True),
+        descriptors=DescriptorConfig(kind="combined", half=True),
         matching=MatchingConfig(iterations=3, radius=4),
         consistency=ConsistencyConfig(seed_step=4),
         refinement=RefinementConfig(iterations=10)),
-    # descriptors every 2nd pixel, PCA to 32-D, seeds every 2nd grid pixel, 5 refinement passes
+    # combined descriptors every 2nd pixel, PCA to 32-D, seeds every 2nd grid pixel, 5 refinement passes
     "fast": PipelineConfig(
-        descriptors=DescriptorConfig(stride=2, pca_dim=32),
+        descriptors=DescriptorConfig(kind="combined", stride=2, pca_dim=32),
         matching=MatchingConfig(iterations=3, radius=4, window=2, coarse_factor=4, coarse_window=24,
                                 coarse_radius=16),
         consistency=ConsistencyConfig(threshold=0.5, seed_step=2),
