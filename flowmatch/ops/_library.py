@@ -10,7 +10,8 @@ import importlib
 from .. import _ext
 
 # One module per op: flowmatch/ops/<op>_registration.py.
-_REGISTRATIONS = ("correlation_registration", "patchmatch_registration", "interpolation_registration")
+_REGISTRATIONS = ("correlation_registration", "patchmatch_registration", "interpolation_registration",
+                  "local_correlation_registration")
 _done: list = []
 
 

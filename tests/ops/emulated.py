@@ -39,7 +39,8 @@ def load():
     if asan:
         cflags += ["-fsanitize=address", "-fno-omit-frame-pointer"]
         ldflags += ["-fsanitize=address"]
-    load_extension(name=name, sources=[os.path.join(CSRC, "cuda_emulation", "emulated_ops.cpp")],
+    load_extension(name=name, sources=[os.path.join(CSRC, "cuda_emulation", f) for f in
+                            ("emulated_ops.cpp", "local_correlation_emulated.cpp")],
                    extra_include_paths=[CSRC], extra_cflags=cflags, extra_ldflags=ldflags,
                    build_directory=build_dir, is_python_module=False, verbose=False)
     _loaded["ops"] = torch.ops.flowmatch_emulated
