@@ -88,8 +88,13 @@ def test_demo_on_the_shipped_pair(tmp_path, capsys):
     flow = io.read_flow(os.path.join(out, "flow.flo"))[0]
     shown = float(re.search(r"EPE ([0-9.]+) px", capsys.readouterr().out)[1])
     assert shown == pytest.approx(metrics.epe(flow, gt), abs=5e-4)
-    assert main(["demo", "--out", out, "--input", str(tmp_path)]) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["demo", "--out", out, "--input", str(empty)]) == 1
     assert "lacks img1.png" in capsys.readouterr().err
+    # An output folder inside the input folder is refused (exit 3), nothing written.
+    assert main(["demo", "--out", str(empty / "out"), "--input", str(empty)]) == 3
+    assert not (empty / "out").exists()
 
 
 def test_demo_scores_a_real_sintel_crop(real_data, tmp_path, capsys):
