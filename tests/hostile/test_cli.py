@@ -115,6 +115,7 @@ CASES = {
     # the boundary itself
     "cli_internal_error_one_line": "from flowmatch.methods.registry import Method, register\nregister(Method(name='boom', run=lambda *a, **k: 1 / 0, description='raises'))\nrc, err = refused(['flow', P('a.png'), P('b.png'), '-o', P('o8.flo'), '--method', 'boom'], ['a.png'], {70})\nassert 'ZeroDivisionError' in err and '--debug' in err",
     "cli_debug_shows_traceback": "rc, out, err = cli(['--debug', 'flow', P('nope.png'), P('b.png'), '-o', P('o9.flo')])\nassert rc == 1 and 'Traceback' in err, err",
+    "cli_debug_after_command": "rc, out, err = cli(['flow', P('nope.png'), P('b.png'), '-o', P('o10.flo'), '--debug'])\nassert rc == 1 and 'Traceback' in err, err",
     "cli_help_lists_exit_codes": "rc, out, err = cli(['--help'])\nassert rc == 0 and 'exit codes' in out.lower() and '70' in out and '3' in out, out",
     "cli_info_json_broken_pipe": "r = subprocess.run(f'{sys.executable} -m flowmatch info --json | head -c 20', shell=True, capture_output=True, text=True, timeout=120)\nassert r.stderr.strip() == '', r.stderr[-1500:]",
     "cli_flow_valid_still_works": "rc, out, err = cli(['flow', P('a.png'), P('b.png'), '-o', P('ok.flo')] + FARNEBACK)\nassert rc == 0 and os.path.isfile(P('ok.flo')), err",
