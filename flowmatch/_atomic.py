@@ -20,18 +20,20 @@ _TEMP = re.compile(r"^\.(?P<base>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.(?P
                    r"(?P<ext>\.[A-Za-z0-9]+)?$")
 
 
-def _host() -> str:
+def host_tag() -> str:
+    """This host's name reduced to [A-Za-z0-9-] (part of every owned temporary name)."""
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname() or "host")[:40] or "host"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` may still run here (unknowable counts as alive: its files are kept)."""
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):  # exists (another user's process), or cannot tell: keep its file
+    except (PermissionError, OverflowError, OSError):  # exists (another user's process), or cannot tell: keep its file
         return True
     return True
 
@@ -40,13 +42,13 @@ def temp_name(path: str) -> str:
     """A fresh temporary path for `path`, in its folder, owned by this process (not created)."""
     folder = os.path.dirname(os.path.abspath(path))
     base, ext = os.path.splitext(os.path.basename(path))
-    return os.path.join(folder, f".{base}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ext}")
+    return os.path.join(folder, f".{base}.{host_tag()}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ext}")
 
 
 def is_stale_temp(name: str) -> bool:
     """True for the name of an atomic-write temporary whose writer (on this host) no longer runs."""
     m = _TEMP.match(os.path.basename(name))
-    return bool(m) and m["host"] == _host() and not _alive(int(m["pid"]))
+    return bool(m) and m["host"] == host_tag() and not process_alive(int(m["pid"]))
 
 
 def clean_stale_temps(folder: str | os.PathLike) -> list[str]:

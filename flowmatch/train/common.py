@@ -344,3 +344,42 @@ class GracefulStop:
 
         for s, h in self._old.items():
             signal.signal(s, h)
+
+
+# ---------------------------------------------------------------------------------------------
+# data workers for step-indexed datasets
+
+
+def _init_worker(_: int) -> None:
+    # Data workers stay off the training threads, and leave SIGINT/SIGTERM (often sent to the whole
+    # process group) to the training process, which checkpoints and then ends them.
+    import signal
+
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def step_batches(data: Any, start: int, stop: int, workers: int, pin_memory: bool = False) -> Any:
+    """An iterator over data[start], data[start+1], ... data[stop-1] of a map-style dataset indexed by
+    step, made in `workers` spawn processes (0 = in this process)."""
+    steps = range(start, stop)
+    if workers == 0:
+        return (data[s] for s in steps)
+    import signal
+
+    # spawn, not fork: OpenCV's thread pool does not survive a fork of a process that has used it.
+    loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=steps, num_workers=workers,
+                                         worker_init_fn=_init_worker, prefetch_factor=2, pin_memory=pin_memory,
+                                         multiprocessing_context="spawn")
+    # Workers start with SIGINT/SIGTERM ignored (an ignored signal stays ignored across exec), so a
+    # signal to the whole process group during their start-up leaves them to the training process.
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return iter(loader)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -165,28 +165,11 @@ def images_to_float(img: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
-def _init_worker(_: int) -> None:
-    # Data workers stay off the training threads, and leave SIGINT/SIGTERM (often sent to the whole
-    # process group) to the training process, which checkpoints and then ends them.
-    import signal
-
-    import cv2
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 def make_loader(data: FlowBatches, start: int, workers: int, pin_memory: bool = False) -> Any:
     """An iterator over the batches of steps start, start+1, ... (in `workers` processes; 0 = inline)."""
-    steps = range(start, data.steps)
-    if workers == 0:
-        return (data[s] for s in steps)
-    # spawn, not fork: OpenCV's thread pool does not survive a fork of a process that has used it.
-    return iter(torch.utils.data.DataLoader(data, batch_size=None, sampler=steps, num_workers=workers,
-                                            worker_init_fn=_init_worker, prefetch_factor=2, pin_memory=pin_memory,
-                                            multiprocessing_context="spawn"))
+    from .common import step_batches
+
+    return step_batches(data, start, data.steps, workers, pin_memory)
 
 
 def heldout_pairs(n: int, height: int, width: int, seed: int = 12345, **options: Any) -> list:

@@ -140,36 +140,7 @@ def _loader(cfg: PatchBatchTrainConfig, patch_size: int, start: int) -> Any:
     data = TripletBatches(cfg.data, patch_size, cfg.batch, cfg.frames_per_batch, tuple(cfg.size), cfg.seed,
                           cfg.steps, photos=cfg.photos, neg_min=cfg.neg_min, neg_max=cfg.neg_max,
                           far_negatives=cfg.far_negatives, augment=cfg.augment)
-    steps = range(start, cfg.steps)
-    if cfg.workers == 0:
-        return (data[s] for s in steps)
-
-    # spawn, not fork: OpenCV's thread pool does not survive a fork of a process that has used it.
-    loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=steps, num_workers=cfg.workers,
-                                         worker_init_fn=_init_worker, prefetch_factor=2,
-                                         multiprocessing_context="spawn")
-    # Workers start with SIGINT/SIGTERM ignored (an ignored signal stays ignored across exec), so a
-    # signal to the whole process group during their start-up leaves them to the training process.
-    import signal
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return iter(loader)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def _init_worker(_: int) -> None:
-    # Data workers stay off the training threads, and leave SIGINT/SIGTERM (often sent to the whole
-    # process group) to the training process, which checkpoints and then ends them.
-    import signal
-
-    import cv2
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return common.step_batches(data, start, cfg.steps, cfg.workers)
 
 
 class _RunFolder:

@@ -18,9 +18,10 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import threading
 from typing import Iterator
+
+from .._atomic import host_tag, process_alive
 
 _TAG = r"(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]{8})"
 _WRITER_DIR = re.compile(rf"^\.video-writer\.{_TAG}$")
@@ -31,30 +32,14 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived; raised like KeyboardInterrupt so the same cleanup runs (exit code 143)."""
 
 
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname() or "host")[:40] or "host"
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True  # another user's process (or unknowable): assume it runs
-    return True
-
-
 def _stale(match: re.Match[str], own_token: str) -> bool:
     """A temporary of this host whose process is gone (or an earlier writer of this very pid)."""
-    if match["host"] != _host():
+    if match["host"] != host_tag():
         return False
     pid = int(match["pid"])
     if pid == os.getpid():
         return match["token"] != own_token
-    return not _alive(pid)
+    return not process_alive(pid)
 
 
 class Workspace:
@@ -63,7 +48,7 @@ class Workspace:
     def __init__(self, out: str) -> None:
         self.out = out
         self.token = secrets.token_hex(4)
-        self.tag = f"{_host()}.{os.getpid()}.{self.token}"
+        self.tag = f"{host_tag()}.{os.getpid()}.{self.token}"
         self.dir = os.path.join(out, f".video-writer.{self.tag}")
 
     def __enter__(self) -> "Workspace":
