@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 from typing import IO, Iterator
 
 _TEMP = re.compile(r"^\.(?P<base>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]{8})\.tmp"
@@ -86,9 +87,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
             continue
     else:  # pragma: no cover - 100 collisions of a 32-bit token
         raise FileExistsError(f"cannot create a temporary file beside {path!r}")
+    # The mode open() gives a new file here (0o666 less the umask), read back instead of calling
+    # os.umask, which would change process-wide state under other threads.
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
     os.close(fd)
     try:
         yield tmp
+        # Writers that recreate the file (safetensors' save_file makes it 0o600) get the umask mode
+        # back, so that every output (checkpoints too) has the permissions of a plain open().
+        if stat.S_IMODE(os.stat(tmp).st_mode) != mode:
+            os.chmod(tmp, mode)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
