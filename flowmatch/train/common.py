@@ -27,6 +27,7 @@ from .._atomic import clean_stale_temps
 from ..checkpoint import load_checkpoint, load_state_into, save_checkpoint
 from ..distributed import DistInfo, all_reduce_mean, barrier, init_distributed, unwrap, wrap_ddp  # noqa: F401
 from ..errors import CheckpointError, InputError
+from .._signals import GracefulStop  # noqa: F401  (moved down a layer; the trainers use this name)
 
 # ---------------------------------------------------------------------------------------------
 # distributed: the set-up and collectives live in flowmatch.distributed (one module for training,
@@ -302,48 +303,6 @@ def fitted_schedule(base_lr: float, steps: int, warmup: int | None = None, final
         return base_lr * (final_share + (1 - final_share) * 0.5 * (1 + math.cos(math.pi * t)))
 
     return lr
-
-
-class GracefulStop:
-    """Turns SIGINT and SIGTERM into a flag the training loop polls, so it can write a checkpoint and
-    stop (exit status 130 / 143 by convention: `exit_code`).  A second signal stops at once.
-
-        with GracefulStop() as stop:
-            while ...:
-                if stop.requested: save(); break
-    """
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old: dict[int, Any] = {}
-
-    @property
-    def requested(self) -> bool:
-        return self.signal is not None
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + int(self.signal) if self.signal is not None else 0
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signal is not None:  # second signal: the default behaviour
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __enter__(self) -> "GracefulStop":
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        import signal
-
-        for s, h in self._old.items():
-            signal.signal(s, h)
 
 
 # ---------------------------------------------------------------------------------------------
