@@ -107,3 +107,69 @@ def test_bad_input():
         backward_warp(np.zeros((4, 4)), torch.zeros(2, 4, 4))
     with pytest.raises(InputError, match="shape"):
         consistency_mask(np.zeros((4, 4, 2)), np.zeros((4, 5, 2)))
+
+
+# --------------------------------------------------------------- the numpy path against the former one
+
+def _reference_warp(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The former numpy implementation (explicit corner gathers in float64), kept as the independent
+    reference of the grid_sample-based one."""
+    h, w = flow.shape[:2]
+    flow = flow.astype(np.float64)
+    xs = np.arange(w, dtype=np.float64)[None, :] + flow[..., 0]
+    ys = np.arange(h, dtype=np.float64)[:, None] + flow[..., 1]
+    in_frame = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+    xc, yc = np.clip(xs, 0, w - 1), np.clip(ys, 0, h - 1)
+    x0 = np.minimum(np.floor(xc).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(yc).astype(np.int64), max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = xc - x0, yc - y0
+    img = image.astype(np.float64)
+    if img.ndim == 3:
+        fx, fy = fx[..., None], fy[..., None]
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    out = top * (1 - fy) + bottom * fy
+    out[~in_frame] = 0
+    return out, in_frame
+
+
+@pytest.mark.parametrize("h,w,c,dtype", [(13, 17, 3, np.float32), (9, 11, None, np.uint8), (6, 7, 5, np.float64),
+                                         (1, 8, 2, np.uint16), (8, 1, None, np.int32), (1, 1, 3, np.float32)])
+def test_numpy_warp_equals_the_former_implementation(h, w, c, dtype):
+    rng = np.random.default_rng(h * 100 + w)
+    shape = (h, w) if c is None else (h, w, c)
+    img = (rng.uniform(0, 255, shape) if dtype in (np.float32, np.float64) else rng.integers(0, 255, shape)).astype(dtype)
+    flow = rng.uniform(-3, 3, (h, w, 2))
+    # points exactly on the border, the last row/column, integer positions and just outside
+    yy, xx = np.mgrid[:h, :w]
+    flow[0, :, 0] = -xx[0]                     # x = 0
+    flow[-1, :, 0] = (w - 1) - xx[-1]          # x = W-1
+    flow[:, 0, 1] = (h - 1) - yy[:, 0]         # y = H-1
+    if w > 2:
+        flow[h // 2, 1, 0] = -1 - 1e-9         # x just below 0: out of frame
+        flow[h // 2, 2, 0] = np.round(flow[h // 2, 2, 0])
+    got, inside = backward_warp(img, flow.astype(np.float32))
+    ref, ref_in = _reference_warp(img, flow.astype(np.float32))
+    assert got.dtype == np.float32 and got.shape == img.shape and inside.dtype == bool
+    np.testing.assert_array_equal(inside, ref_in)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
+    assert (got[~inside] == 0).all()
+
+
+def test_numpy_warp_float64_for_consistency_and_nan_images():
+    from flowmatch.warp import _warp_numpy
+
+    rng = np.random.default_rng(3)
+    img = rng.normal(0, 1, (10, 12, 2))
+    flow = rng.uniform(-4, 4, (10, 12, 2))
+    got, inside = _warp_numpy(img, flow, dtype=np.float64)
+    ref, ref_in = _reference_warp(img, flow)
+    assert got.dtype == np.float64 and 0 < inside.sum() < inside.size
+    np.testing.assert_array_equal(inside, ref_in)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    img[...] = np.nan                           # out-of-frame pixels stay 0, whatever the image holds
+    got, inside = backward_warp(img, flow)
+    assert (got[~inside] == 0).all() and np.isnan(got[inside]).all()
+    with pytest.raises(InputError, match="real numbers"):
+        backward_warp(np.array([["a"] * 4] * 4), np.zeros((4, 4, 2)))
