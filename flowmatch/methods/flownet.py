@@ -57,6 +57,7 @@ for _kind, _label in (("flownets", "FlowNetS"), ("flownetc", "FlowNetC")):
         description=f"{_label} (small, trained on procedural pairs only; weights=PATH for your own)",
         needs_extension=False,
         needs_weights=True,
+        uses_gpu=True,
         check=partial(_check, _kind),
         defaults={"weights": None, "size_mode": "pad", "scale": 1.0, "precision": "auto"},
         options=OPTIONS,

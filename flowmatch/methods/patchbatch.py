@@ -62,6 +62,7 @@ for _preset, _cfg in PRESETS.items():
         description=_BLURB[_preset],
         needs_extension=True,
         needs_weights=True,
+        uses_gpu=True,  # descriptors, PatchMatch and the consistency check; the rest on the CPU
         check=_check,
         defaults={**flat_options(_cfg), "verbose": False},
         # the pipeline's own options are checked by its stage configs (pipelines/patchbatch/config.py)

@@ -43,6 +43,8 @@ class Method:
     needs_extension: bool = False
     needs_weights: bool = False
     needs_gpu: bool = False
+    # Can run on a CUDA device (device="cuda[:N]"); False: CPU only (`flowmatch info` lists these).
+    uses_gpu: bool = False
     # Returns None when the method can run here, else the reason it cannot.
     check: Callable[[], str | None] | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
