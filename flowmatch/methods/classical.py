@@ -137,8 +137,17 @@ _PCA_MIN = 64
 # h×w), 6 float64 parameters -> float32 h×w×2 flow.
 _ALGOS = {"dualtvl1": 0, "pcaflow": 1}
 _CHILD = r"""
-import sys, numpy as np, cv2
+import os, sys, threading, time, numpy as np, cv2
 inp, out = sys.stdin.buffer, sys.stdout.buffer
+# Die with the parent: a solver call can run for minutes (hostile options), and an orphan would keep
+# spinning after the parent was killed.  cv2 releases the GIL during calc, so this thread runs.
+_parent = os.getppid()
+def _watch():
+    while True:
+        if os.getppid() != _parent:
+            os._exit(1)
+        time.sleep(0.5)
+threading.Thread(target=_watch, daemon=True).start()
 def read_exact(n):
     data = inp.read(n)
     if len(data) != n:

@@ -1,6 +1,13 @@
 """The method registry and the classical OpenCV baselines (flowmatch/methods/classical.py)."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -8,6 +15,8 @@ import pytest
 import flowmatch
 from flowmatch.errors import FlowmatchError, InputError, MethodUnavailableError
 from flowmatch.methods import classical, registry
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CLASSICAL = ("dis-ultrafast", "dis-fast", "dis-medium", "farneback", "deepflow", "dualtvl1", "pcaflow")
 
@@ -134,3 +143,56 @@ def test_pcaflow_on_small_frames_pads_and_stays_accurate():
 def test_registry_best_method_follows_preference(monkeypatch):
     monkeypatch.setattr(registry, "PREFERENCE", ("not-registered", "farneback", "dis-medium"))
     assert registry.best_method() == "farneback"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:  # field 4 of stat: the parent pid
+                out.append(int(entry))
+    return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_isolated_solver_child_dies_with_its_parent():
+    """A parent killed during a long isolated DualTVL1 call must not leave its solver child spinning."""
+    code = ("import numpy as np, flowmatch; rng = np.random.default_rng(0)\n"
+            "a = (rng.random((1024, 1024, 3)) * 255).astype(np.uint8)\n"
+            "print('go', flush=True)\n"
+            "flowmatch.flow(a, np.roll(a, 3, axis=1), method='dualtvl1', warps=100, epsilon=1e-9)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=str(ROOT))
+    try:
+        assert parent.stdout.readline().strip() == b"go"
+        deadline = time.time() + 60
+        kids: list[int] = []
+        while not kids and time.time() < deadline:
+            time.sleep(0.2)
+            kids = _children(parent.pid)
+        assert kids, "the isolated solver child never started"
+        while _cpu_seconds(kids[0]) < 2.0 and time.time() < deadline:  # past its imports: in the solver
+            time.sleep(0.2)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{k}") for k in kids):
+        time.sleep(0.2)
+    alive = [k for k in kids if os.path.exists(f"/proc/{k}")]
+    for k in alive:
+        os.kill(k, signal.SIGKILL)
+    assert not alive, "the solver child outlived its parent"
