@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -57,7 +58,9 @@ def test_viz_writes_the_colour_coding(flows, capsys):
     fio.write_image(tmp / "img1.png", img)
     assert main(["viz", str(tmp / "pred.flo"), "-o", str(tmp / "panel.png"), "--img1", str(tmp / "img1.png"),
                  "--gt", str(tmp / "gt.flo")]) == 0
-    assert fio.read_image(tmp / "panel.png").shape == (32, 40, 3)
+    from flowmatch.viz.figures import BAR_PX, GAP_PX, TITLE_PX  # frame | flow | error (tests/test_cli_viz.py)
+
+    assert fio.read_image(tmp / "panel.png").shape == (TITLE_PX + 16, 3 * 20 + 2 * GAP_PX + BAR_PX, 3)
     assert main(["viz", str(tmp / "gt.flo"), "-o", str(tmp / "x.png"), "--max-radius", "-1"]) == 1
     assert "max-radius" in capsys.readouterr().err
 
@@ -70,8 +73,18 @@ def test_compare_prints_metrics(flows, capsys):
     args = ["compare", str(tmp / "pred.flo"), str(tmp / "gt.flo"), "--json", str(tmp / "m.json"),
             "--error-png", str(tmp / "err.png"), "--occlusion", str(tmp / "occ.png")]
     assert main(args) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out == json.loads((tmp / "m.json").read_text())
+    table = capsys.readouterr().out  # an aligned table of display names with units
+    out = json.loads((tmp / "m.json").read_text())
+    rows = dict(re.split(r"\s{2,}", line.strip()) for line in table.splitlines()[2:])
+    assert rows["EPE [px]"] == f"{out['EPE']:.4f}" and rows["AE [deg]"] == f"{out['AE']:.4f}"
+    assert rows["Out >3px [%]"] == f"{out['Out-3']:.4f}" and rows["Fl [%]"] == f"{out['Fl']:.4f}"
+    assert rows["valid pixels"] == str(int(valid.sum()))
+    assert out["units"] == {"EPE": "px", "AE": "deg", "Out-1": "%", "Out-3": "%", "Out-5": "%", "Fl": "%",
+                            "EPE-matched": "px", "EPE-unmatched": "px"}
+    assert main(["compare", str(tmp / "pred.flo"), str(tmp / "gt.flo"), "--json", "-"]) == 0
+    on_stdout = json.loads(capsys.readouterr().out)  # --json -: the JSON instead of the table
+    assert {k: v for k, v in on_stdout.items() if k != "units"} == {
+        k: v for k, v in out.items() if k not in ("units", "EPE-matched", "EPE-unmatched")}
     assert out["EPE"] == pytest.approx(M.epe(pred, gt, valid))
     assert out["AE"] == pytest.approx(M.angular_error(pred, gt, valid))
     assert out["Out-3"] == pytest.approx(M.outlier_rate(pred, gt, valid, 3.0))

@@ -21,10 +21,12 @@ class ImageMeanMetrics:
         self.ae: list[float] = []
         self.out3: list[float] = []
 
-    def add(self, flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> None:
+    def add(self, flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
+        """Score one image (H×W×2 flows, pixels); returns its EPE (px), AE (deg) and >3 px share (%)."""
         self.epe.append(float(M.epe(flow, gt, valid)))
         self.ae.append(float(M.angular_error(flow, gt, valid)))
         self.out3.append(float(M.outlier_rate(flow, gt, valid, threshold=3.0)))
+        return {"epe": self.epe[-1], "angular_error": self.ae[-1], "outliers_3px": self.out3[-1]}
 
     def state(self) -> dict:
         return {"epe": list(self.epe), "ae": list(self.ae), "out3": list(self.out3)}
@@ -52,17 +54,17 @@ def new_accumulator(dataset: str) -> Any:
     return ImageMeanMetrics()
 
 
-def accumulate(dataset: str, acc: Any, sample: Any, flow: np.ndarray) -> None:
-    """Feed one frame to the dataset's official accumulator."""
+def accumulate(dataset: str, acc: Any, sample: Any, flow: np.ndarray) -> dict[str, float]:
+    """Feed one frame to the dataset's official accumulator; returns that frame's own numbers
+    (the accumulator's keys, e.g. "EPE-all" for Sintel, "Fl-all" for KITTI 2015)."""
     meta = sample.meta or {}
     if dataset == "sintel":
-        acc.add(flow, sample.flow, valid=sample.valid, occlusion=sample.occlusion)
-    elif dataset == "kitti2012":
-        acc.add(flow, sample.flow, sample.valid, noc_valid=meta.get("noc_valid"))
-    elif dataset == "kitti2015":
-        acc.add(flow, sample.flow, sample.valid, obj_map=meta.get("obj_map"), noc_valid=meta.get("noc_valid"))
-    else:
-        acc.add(flow, sample.flow, sample.valid)
+        return acc.add(flow, sample.flow, valid=sample.valid, occlusion=sample.occlusion)
+    if dataset == "kitti2012":
+        return acc.add(flow, sample.flow, sample.valid, noc_valid=meta.get("noc_valid"))
+    if dataset == "kitti2015":
+        return acc.add(flow, sample.flow, sample.valid, obj_map=meta.get("obj_map"), noc_valid=meta.get("noc_valid"))
+    return acc.add(flow, sample.flow, sample.valid)
 
 
 def merge_states(dataset: str, states: Sequence[dict]) -> Any:
