@@ -3,15 +3,18 @@
 
 `main` is the one error boundary: a named flowmatch error or an OS error becomes one line on stderr
 and the exit code of EXIT_CODES (never a traceback; ``--debug`` shows it), anything else is a bug and
-exits 70 with one line saying so."""
+exits 70 with one line saying so.  Global options (-q/-v, --version, the environment options) are
+in commands/_global_options.py; `apply` sets them up inside the boundary."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
 import sys
+import textwrap
 import traceback
 
+from .commands._global_options import VersionAction, add_global_options, add_to_commands, apply
 from .errors import ExtensionNotBuiltError, FlowmatchError, MethodUnavailableError, OutputConflictError
 
 COMMANDS = ("info", "flow", "viz", "compare", "demo", "eval", "submit", "video", "bench", "train")
@@ -49,14 +52,26 @@ def _epilog() -> str:
     return "exit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
 
 
+def _short_epilog() -> str:
+    """The exit codes in one wrapped paragraph, for each command's --help."""
+    short = (text.split(" (")[0].split(":")[0].split(";")[0] for text in EXIT_CODES.values())
+    return textwrap.fill("exit codes: " + ", ".join(f"{c} {t}" for c, t in zip(EXIT_CODES, short))
+                         + " (see flowmatch --help)", 100)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowmatch", description="Optical flow and dense correspondence.",
                                      epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error (anywhere on "
                         "the command line)")
+    parser.add_argument("--version", action=VersionAction,
+                        help="print the versions of flowmatch and torch, whether the C++ ops are built and "
+                             "whether CUDA is available, then exit")
+    add_global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"flowmatch.commands.{name}").register(sub)
+    add_to_commands(parser, _short_epilog())  # -q/-v and the environment options after the command name too
     return parser
 
 
@@ -94,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     name = f"flowmatch {args.command}"
+    undo = None
     try:
+        undo = apply(args, name)  # logging level (-q/-v), environment options, --device checked
         rc = int(args.func(args) or 0)
         sys.stdout.flush()
         return rc
@@ -108,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"{name}: error: {_describe(exc)}", file=sys.stderr)
         return exit_code(exc)
+    finally:
+        if undo is not None:
+            undo()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`flowmatch bench [--size WxH] [--methods a,b] [--runs N] [--device cpu|cuda]`: time the methods.
+"""`flowmatch bench [--size WxH] [--methods a,b] [--runs N] [--device cpu|cuda|cuda:N]`: time the methods.
 
 For each method: one warm-up call, then `runs` timed calls on a synthetic pair
 (flowmatch.data.synthetic); reports the median and min wall time and the peak memory of one more
@@ -86,20 +86,20 @@ def bench_method(name: str, img1: np.ndarray, img2: np.ndarray, runs: int = 5, d
     opts = options or {}
     if warmup:
         flow(img1, img2, method=name, device=device, **opts)  # lazy loading, caches, JIT
-    cuda = device == "cuda"
+    cuda = str(device).startswith("cuda")  # "cuda" or "cuda:N"
     if cuda:
         import torch
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         flow(img1, img2, method=name, device=device, **opts)
         if cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
     if cuda:
-        peak = torch.cuda.max_memory_allocated()
+        peak = torch.cuda.max_memory_allocated(device)
     else:
         # One extra, untimed run for memory: tracemalloc sees numpy/OpenCV-to-numpy allocations even
         # when freed memory is reused; the RSS sampler sees native (torch, OpenCV) growth.
@@ -135,7 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", help="comma-separated method names (default: every available method)")
     p.add_argument("--runs", type=int, default=5,
                    help="timed runs per method (median reported; at most 3 for methods over 1 s, 1 over 10 s)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="cpu (default), cuda or cuda:N; a GPU that is not there is an error (exit 4)")
     p.add_argument("--baseline", default="dis-medium", help="method the ratios refer to")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="option passed to every method")
     p.set_defaults(func=run)
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         for n in names:
             get_method(n)  # unknown names: InputError listing the known ones
     else:
-        names = [m.name for m in methods(available_only=True) if not (m.needs_gpu and args.device != "cuda")]
+        names = [m.name for m in methods(available_only=True) if not (m.needs_gpu and not args.device.startswith("cuda"))]
     img1, img2 = bench_pair(h, w)
     opts = parse_options(args.option)
     rows = []

@@ -1,8 +1,8 @@
 """`flowmatch info [--json]`: what this installation can do.
 
 Versions, whether the compiled extension loads (and why not), CUDA kernels and devices, cupy,
-the OpenCV contrib flow methods, shipped weights, and every registered flow method with the reason
-it cannot run here (if any)."""
+the OpenCV contrib flow methods, shipped weights, and every registered flow method with the devices
+it can run on (cpu; cuda for those that can use a GPU) and the reason it cannot run here (if any)."""
 from __future__ import annotations
 
 import argparse
@@ -89,7 +89,8 @@ def collect() -> dict[str, Any]:
     info["weights"] = sorted(os.path.basename(p) for p in glob.glob(os.path.join(wdir, "*.safetensors")))
     try:
         info["methods"] = {m.name: {"available": m.unavailable_reason() is None,
-                                    "reason": m.unavailable_reason(), "description": m.description}
+                                    "reason": m.unavailable_reason(), "description": m.description,
+                                    "devices": ["cpu", "cuda"] if m.uses_gpu else ["cpu"]}
                            for m in flowmatch.methods()}
     except Exception as exc:  # one broken method module must not hide the rest of the report
         info["methods"] = {}
@@ -121,10 +122,14 @@ def _print_text(info: dict[str, Any]) -> None:
     line("weights", f"{info['weights_dir']}: {', '.join(info['weights']) or 'none found'}")
     if info.get("methods_error"):
         line("methods", f"error while loading: {info['methods_error']}")
-    print("flow methods:")
+    print("flow methods (devices: where --device can put them; cuda = cuda or cuda:N):")
     for name, m in info["methods"].items():
         status = "available" if m["available"] else f"unavailable: {m['reason']}"
-        print(f"  {name:<20} {status}")
+        devices = "cpu, cuda" if "cuda" in m["devices"] else "cpu only"
+        print(f"  {name:<20} {devices:<10} {status}")
+    gpu = [n for n, m in info["methods"].items() if "cuda" in m["devices"]]
+    line("can use a GPU", (", ".join(gpu) or "none") + ("" if info["torch_cuda_available"]
+                                                        else " (no CUDA device here: they run on the CPU)"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ H×W×2 float32, pixels, u then v).
 """
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import warnings
@@ -27,6 +28,8 @@ from .matching import match_descriptors
 from .presets import resolve_config
 from .refinement import refine
 
+log = logging.getLogger(__name__)
+
 
 def check_device(device: str | torch.device) -> torch.device:
     """The torch.device for "cpu", "cuda" or "cuda:N"; InputError for another kind or a GPU that is not there."""
@@ -46,15 +49,23 @@ def check_device(device: str | torch.device) -> torch.device:
 
 
 class _Timer:
-    """Stage timings (wall and process CPU seconds); printed to stderr as they happen when verbose."""
+    """Stage timings (wall and process CPU seconds), logged at INFO as each stage ends (the CLI shows
+    them; -q hides them).  verbose=True prints them to stderr instead: the Python API's explicit
+    request, which must work in a program that configured no logging."""
 
-    def __init__(self, verbose: bool, label: str):
-        self.verbose, self.label = verbose, label
+    def __init__(self, verbose: bool, label: str, stages: int):
+        self.verbose, self.label, self.total = verbose, label, stages
         self.stages: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
         self._t0 = time.perf_counter()
         self._start = self._t0
         self._c = time.process_time()
+
+    def say(self, text: str) -> None:
+        if self.verbose:
+            print(f"[{self.label}] {text}", file=sys.stderr)
+        else:
+            log.info("[%s] %s", self.label, text)
 
     def stage(self, name: str, extra: str = "") -> None:
         """Close the stage that began at the previous call (or at construction)."""
@@ -62,13 +73,11 @@ class _Timer:
         dt, dc = now - self._start, cpu - self._c
         self._start, self._c = now, cpu
         self.stages[name], self.cpu[name] = dt, dc
-        if self.verbose:
-            print(f"[{self.label}] {name:<12s} {dt:7.2f} s (cpu {dc:6.2f} s)"
-                  f"{('  ' + extra) if extra else ''}", file=sys.stderr)
+        self.say(f"{len(self.stages)}/{self.total} {name:<12s} {dt:7.2f} s (cpu {dc:6.2f} s)"
+                 f"{('  ' + extra) if extra else ''}")
 
     def done(self) -> None:
-        if self.verbose:
-            print(f"[{self.label}] {'total':<12s} {time.perf_counter() - self._t0:7.2f} s", file=sys.stderr)
+        self.say(f"{'total':<16s} {time.perf_counter() - self._t0:7.2f} s")
 
 
 def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accurate", verbose: bool = False,
@@ -96,7 +105,9 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
     a, b = as_image(img1, "img1", value_range), as_image(img2, "img2", value_range)
     if a.shape != b.shape:
         raise InputError(f"img1 and img2 differ in size: {a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]}")
-    timer = _Timer(verbose, f"patchbatch-{preset if isinstance(preset, str) else 'custom'}")
+    names = ["descriptors", "patchmatch", "consistency", "interpolate"] + (["refine"] if cfg.refinement.enabled else [])
+    timer = _Timer(verbose, f"patchbatch-{preset if isinstance(preset, str) else 'custom'}", len(names))
+    timer.say(f"{a.shape[1]}×{a.shape[0]} on {dev}: {len(names)} stages ({', '.join(names)})")
     with torch_threads(cfg.threads):
         da, db = compute_descriptors(a, b, cfg.descriptors, model, seed=cfg.seed, device=dev)
         timer.stage("descriptors", f"{tuple(da.shape)} {str(da.dtype).replace('torch.', '')} on {dev}")
