@@ -158,7 +158,7 @@ def apply(args: argparse.Namespace, command: str) -> Callable[[], None]:
     env = environment(values)
     device = getattr(args, "device", None)
     if isinstance(device, str) and device != "auto":  # train's --device takes auto too
-        require_device(device)
+        args.device = str(require_device(device))  # "CPU" -> "cpu": what the methods compare against
     level = _logging.level_for(values["verbose"], values["quiet"], getattr(args, "log_default", logging.WARNING))
     undo_logging = _logging.configure(level, prefix=command)
     saved = {k: os.environ.get(k) for k in env}
