@@ -10,6 +10,7 @@ ground truth exact: flow does not depend on the frame's extent)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "instead of a generated pair, e.g. data/pair")
     p.add_argument("--no-real", action="store_true", help="skip the real pair")
     add_method_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, log_default=logging.INFO)  # the default method's stage lines: it takes a while
 
 
 def _center_crop(arrs: list[Any], h: int, w: int) -> list[Any]:
