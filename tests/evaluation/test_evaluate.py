@@ -16,6 +16,7 @@ from flowmatch import io, metrics
 from flowmatch.cli import main
 from flowmatch.errors import DatasetLayoutError, InputError
 from flowmatch.evaluate import ImageMeanMetrics, evaluate
+from flowmatch.evaluation import cache
 
 import layouts  # miniature official dataset layouts (tests/layouts.py, on the path via conftest.py)
 
@@ -167,7 +168,7 @@ def test_two_torchrun_processes_equal_one(tmp_path):
     out = str(tmp_path / "two")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "flowmatch", "eval", "--dataset", "sintel", "--root", root, "--method", METHOD,
-           "--out", out, "--quiet"]
+           "--out", out]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -176,6 +177,13 @@ def test_two_torchrun_processes_equal_one(tmp_path):
     assert two["metrics"] == one["metrics"]  # exactly, not approximately
     strip = lambda frames: [{k: v for k, v in f.items() if k != "seconds"} for f in frames]  # noqa: E731
     assert strip(two["frames"]) == strip(one["frames"])
+    assert "6/6" in r.stderr  # rank 0's bar counts the frames of both ranks
+    # each rank cached its own frames: a one-process resume reuses all six
+    record = cache.read_record(out)
+    assert cache.FrameCache(os.path.join(out, record["cache"])).indices() == list(range(6))
+    assert not [f for f in os.listdir(os.path.join(out, record["cache"])) if f.startswith(".")]  # markers cleared
+    resumed = evaluate("sintel", root, METHOD, out=out, progress=False, resume=True)
+    assert resumed["frames_reused"] == 6 and resumed["metrics"] == one["metrics"]
 
 
 @pytest.mark.slow
