@@ -2,8 +2,9 @@
 //
 // The extension is built without -march flags; each SIMD variant carries its own target attribute
 // or pragma and is called only when level() says the CPU has it.  Off x86 every query answers
-// kNone and no intrinsic header is needed.  FLOWMATCH_SIMD=none|avx2 caps the level (tests and
-// benchmarks of the fallbacks); the old name FLOWMATCH_CORR_SIMD is read too.
+// kNone and no intrinsic header is needed.  FLOWMATCH_SIMD=none|avx2|avx512 caps the level (tests
+// and benchmarks of the fallbacks; avx512 = AVX-512 without its BF16 dot products); the old name
+// FLOWMATCH_CORR_SIMD is read too.
 #pragma once
 
 #include <cstdlib>
@@ -40,6 +41,24 @@ inline Simd level() {
     return hw;
   }();
   return lvl;
+}
+
+// AVX-512 BF16 (vdpbf16ps) on top of the AVX-512 level: false whenever level() is below kAvx512 (the
+// CPU has no AVX-512, or FLOWMATCH_SIMD caps it), and when FLOWMATCH_SIMD=avx512 asks for plain
+// AVX-512 without it.  Fixed at first call.
+inline bool has_avx512_bf16() {
+  static const bool has = [] {
+#if defined(__x86_64__) || defined(__i386__)
+    if (level() != Simd::kAvx512) return false;
+    const char* env = std::getenv("FLOWMATCH_SIMD");
+    if (env != nullptr && std::strcmp(env, "avx512") == 0) return false;
+    __builtin_cpu_init();
+    return bool(__builtin_cpu_supports("avx512bf16"));
+#else
+    return false;
+#endif
+  }();
+  return has;
 }
 
 }  // namespace cpu

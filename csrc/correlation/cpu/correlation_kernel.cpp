@@ -2,8 +2,11 @@
 //
 // float32 with stride1 = 1 runs the SIMD kernels (AVX-512 or AVX2, chosen at run time by
 // common/cpu_features.h; see correlation_simd.inc), stride1 = 2 or 3 the same on the stride-1 grid
-// then subsampled; float16/bfloat16 are computed in float32 (their own kernels would go beside
-// these, issue 16); everything else (float64, larger stride1, CPUs without AVX2) uses the
+// then subsampled.  bfloat16/float16 forwards run the same kernels on their 16-bit inputs, widened
+// to float32 as they are packed (or, for bf16 on CPUs with AVX-512 BF16, multiplied in pairs by
+// vdpbf16ps: correlation_simd_avx512bf16.cpp), float32 accumulation, the result rounded to the input
+// type once; their backwards run the float32 kernels on float32 copies of grad, f1 and f2 and round
+// the gradients once.  Everything else (float64, larger stride1, CPUs without AVX2) uses the
 // per-element code of correlation.h, which the CUDA backward kernel runs too.  Work is split over
 // (sample, row) pairs so one sample still uses every thread.
 #include <ATen/Dispatch.h>
@@ -54,29 +57,94 @@ CorrParams with_unit_stride(const CorrParams& P) {
   return corr_make_params(P.N, P.C, P.H, P.W, P.pad, P.k, P.md, 1, P.s2);
 }
 
+bool is_half(at::ScalarType st) { return st == at::kHalf || st == at::kBFloat16; }
+
+// The forward kernels; kind_name() is what the test-only op correlation_cpu_kernel reports.
+enum class FwdKind { kElementwise, kF32Avx2, kF32Avx512, kBF16Avx2, kBF16Avx512, kBF16Avx512Dp, kF16Avx2, kF16Avx512,
+                     kBF16PairsAvx2 };
+
+const char* kind_name(FwdKind k) {
+  switch (k) {
+    case FwdKind::kF32Avx2: return "float32_avx2";
+    case FwdKind::kF32Avx512: return "float32_avx512";
+    case FwdKind::kBF16Avx2: return "bfloat16_avx2";
+    case FwdKind::kBF16Avx512: return "bfloat16_avx512";
+    case FwdKind::kBF16Avx512Dp: return "bfloat16_avx512bf16";
+    case FwdKind::kF16Avx2: return "float16_avx2";
+    case FwdKind::kF16Avx512: return "float16_avx512";
+    case FwdKind::kBF16PairsAvx2: return "bfloat16_pairs_avx2";
+    default: return "elementwise";
+  }
+}
+
+// The SIMD kernel the op runs for dtype st and P (on the stride-1 grid when P.s1 > 1), or kElementwise.
+FwdKind choose_forward(at::ScalarType st, const CorrParams& P) {
+  if (P.k > 63 || P.s1 > kMaxSubsampledStride || simd_level() == Simd::kNone) return FwdKind::kElementwise;
+  const bool avx512 = simd_level() == Simd::kAvx512;
+  switch (st) {
+    case at::kFloat: return avx512 ? FwdKind::kF32Avx512 : FwdKind::kF32Avx2;
+    case at::kHalf: return avx512 ? FwdKind::kF16Avx512 : FwdKind::kF16Avx2;
+    case at::kBFloat16:
+      if (cpu::has_avx512_bf16()) return FwdKind::kBF16Avx512Dp;  // only on CPUs with avx512_bf16
+      return avx512 ? FwdKind::kBF16Avx512 : FwdKind::kBF16Avx2;
+    default: return FwdKind::kElementwise;
+  }
+}
+
+// One SIMD forward (P.s1 == 1): float32 output, rounded to a half input's type here, once.
+at::Tensor forward_simd(const at::Tensor& f1_in, const at::Tensor& f2_in, const CorrParams& P, FwdKind kind) {
+  const at::Tensor f1 = f1_in.contiguous(), f2 = f2_in.contiguous();
+  at::Tensor out = at::empty({P.N, P.D * P.D, P.oH, P.oW}, f1.options().dtype(at::kFloat));
+  const void *a = f1.const_data_ptr(), *b = f2.const_data_ptr();
+  const auto *af = static_cast<const float*>(a), *bf = static_cast<const float*>(b);
+  const auto *ah = static_cast<const uint16_t*>(a), *bh = static_cast<const uint16_t*>(b);
+  float* o = out.mutable_data_ptr<float>();
+  parallel_rows(P.N, P.oH, [&](fm_index_t n, fm_index_t i0, fm_index_t i1) {
+    bool ok = false;
+    switch (kind) {
+      case FwdKind::kF32Avx2: ok = forward_rows_avx2(af, bf, o, P, n, i0, i1); break;
+      case FwdKind::kF32Avx512: ok = forward_rows_avx512(af, bf, o, P, n, i0, i1); break;
+      case FwdKind::kBF16Avx2: ok = forward_rows_bf16_avx2(ah, bh, o, P, n, i0, i1); break;
+      case FwdKind::kBF16Avx512: ok = forward_rows_bf16_avx512(ah, bh, o, P, n, i0, i1); break;
+      case FwdKind::kBF16Avx512Dp: ok = forward_rows_bf16_avx512bf16(ah, bh, o, P, n, i0, i1); break;
+      case FwdKind::kF16Avx2: ok = forward_rows_fp16_avx2(ah, bh, o, P, n, i0, i1); break;
+      case FwdKind::kF16Avx512: ok = forward_rows_fp16_avx512(ah, bh, o, P, n, i0, i1); break;
+      case FwdKind::kBF16PairsAvx2: ok = forward_rows_bf16pairs_avx2(ah, bh, o, P, n, i0, i1); break;
+      default: break;
+    }
+    TORCH_CHECK(ok, "correlation: could not allocate a scratch tile");
+  });
+  return out;
+}
+
+// forward_simd on the stride-1 grid, then every s1-th row and column (stride1 <= 3), rounded once.
+at::Tensor forward_simd_strided(const at::Tensor& f1, const at::Tensor& f2, const CorrParams& P, FwdKind kind) {
+  at::Tensor out = forward_simd(f1, f2, P.s1 == 1 ? P : with_unit_stride(P), kind);
+  if (P.s1 > 1)
+    out = out.slice(2, 0, (P.oH - 1) * P.s1 + 1, P.s1).slice(3, 0, (P.oW - 1) * P.s1 + 1, P.s1).contiguous();
+  return out.to(f1.scalar_type());
+}
+
 }  // namespace
+
+const char* forward_kernel_name(at::ScalarType st, const CorrParams& P) { return kind_name(choose_forward(st, P)); }
+
+at::Tensor forward_bf16_pairs_emulated(const at::Tensor& f1, const at::Tensor& f2, const CorrParams& P) {
+  TORCH_CHECK(f1.scalar_type() == at::kBFloat16 && P.s1 <= kMaxSubsampledStride && P.k <= 63,
+              "correlation_bf16_pairs: bfloat16 inputs, stride1 <= 3 and kernel_size <= 63 only");
+  TORCH_CHECK(simd_level() != Simd::kNone, "correlation_bf16_pairs: needs a CPU with AVX2, FMA and F16C");
+  return forward_simd_strided(f1, f2, P, FwdKind::kBF16PairsAvx2);
+}
 
 at::Tensor forward_impl(const at::Tensor& f1_in, const at::Tensor& f2_in, const CorrParams& P, bool elementwise) {
   const auto st = f1_in.scalar_type();
-  if (st == at::kHalf || st == at::kBFloat16) {  // accumulate in float32
-    return forward_impl(f1_in.to(at::kFloat), f2_in.to(at::kFloat), P, elementwise).to(st);
+  const FwdKind kind = elementwise ? FwdKind::kElementwise : choose_forward(st, P);
+  if (kind != FwdKind::kElementwise) return forward_simd_strided(f1_in, f2_in, P, kind);
+  if (is_half(st)) {  // the per-element path in float32, rounded once
+    return forward_impl(f1_in.to(at::kFloat), f2_in.to(at::kFloat), P, true).to(st);
   }
   const at::Tensor f1 = f1_in.contiguous(), f2 = f2_in.contiguous();
-  if (!elementwise && use_simd_subsampled(f1, P)) {
-    const at::Tensor full = forward_impl(f1, f2, with_unit_stride(P), false);
-    return full.slice(2, 0, (P.oH - 1) * P.s1 + 1, P.s1).slice(3, 0, (P.oW - 1) * P.s1 + 1, P.s1).contiguous();
-  }
   at::Tensor out = at::empty({P.N, P.D * P.D, P.oH, P.oW}, f1.options());
-  if (!elementwise && use_simd(f1, P)) {
-    const float *a = f1.const_data_ptr<float>(), *b = f2.const_data_ptr<float>();
-    float* o = out.mutable_data_ptr<float>();
-    const bool avx512 = simd_level() == Simd::kAvx512;
-    parallel_rows(P.N, P.oH, [&](fm_index_t n, fm_index_t i0, fm_index_t i1) {
-      const bool ok = avx512 ? forward_rows_avx512(a, b, o, P, n, i0, i1) : forward_rows_avx2(a, b, o, P, n, i0, i1);
-      TORCH_CHECK(ok, "correlation: could not allocate a scratch tile");
-    });
-    return out;
-  }
   AT_DISPATCH_FLOATING_TYPES(f1.scalar_type(), "correlation_forward_cpu", [&] {
     const scalar_t *a = f1.const_data_ptr<scalar_t>(), *b = f2.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
@@ -95,7 +163,7 @@ std::tuple<at::Tensor, at::Tensor> backward_impl(const at::Tensor& grad_in, cons
                                                  const at::Tensor& f2_in, const CorrParams& P, bool elementwise,
                                                  std::array<bool, 2> mask) {
   const auto st = f1_in.scalar_type();
-  if (st == at::kHalf || st == at::kBFloat16) {
+  if (is_half(st)) {  // float32 after an exact conversion; each gradient rounded once
     auto res = backward_impl(grad_in.to(at::kFloat), f1_in.to(at::kFloat), f2_in.to(at::kFloat), P, elementwise,
                              mask);
     return {std::get<0>(res).to(st), std::get<1>(res).to(st)};

@@ -1,5 +1,5 @@
-// AVX2 + FMA variant of the float32 SIMD correlation kernels (selected at run time when the CPU has
-// AVX2 and FMA but not AVX-512).  Includes no torch/ATen header (see correlation_simd_avx512.cpp).
+// AVX2 + FMA + F16C variant of the SIMD correlation kernels (float32 arithmetic; float32, bfloat16 and
+// float16 inputs), selected at run time when the CPU has AVX2, FMA and F16C but not AVX-512.  Includes no torch/ATen header (see correlation_simd_avx512.cpp).
 // Everything shared with other translation units (correlation.h's inline functions, the C library)
 // is included before the target pragma, so that only this file's own functions use the wider ISA.
 #include "correlation/cpu/correlation_simd.h"
@@ -7,13 +7,14 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "correlation/correlation.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 
 namespace {
 using ::flowmatch::corr::fm_index_t;
@@ -56,6 +57,14 @@ bool forward_rows_avx2(const float*, const float*, float*, const CorrParams&, fm
 }
 bool backward_rows_avx2(const float*, const float*, float*, const CorrParams&, int, fm_index_t, fm_index_t,
                         fm_index_t) {
+  return false;
+}
+bool forward_rows_bf16_avx2(const uint16_t*, const uint16_t*, float*, const CorrParams&, fm_index_t, fm_index_t,
+                           fm_index_t) {
+  return false;
+}
+bool forward_rows_fp16_avx2(const uint16_t*, const uint16_t*, float*, const CorrParams&, fm_index_t, fm_index_t,
+                           fm_index_t) {
   return false;
 }
 }  // namespace corr

@@ -1,5 +1,5 @@
-// AVX-512 variant of the float32 SIMD correlation kernels (selected at run time when the CPU has
-// AVX-512F).  Deliberately includes no torch/ATen header: everything in this file is compiled for
+// AVX-512 variant of the SIMD correlation kernels (float32 arithmetic; float32, bfloat16 and float16
+// inputs), selected at run time when the CPU has AVX-512 F/BW/VL/DQ.  Deliberately includes no torch/ATen header: everything in this file is compiled for
 // AVX-512, and inline functions shared with other translation units must not be.
 // Everything shared with other translation units (correlation.h's inline functions, the C library)
 // is included before the target pragma, so that only this file's own functions use the wider ISA.
@@ -8,13 +8,14 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "correlation/correlation.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")
 
 namespace {
 using ::flowmatch::corr::fm_index_t;
@@ -56,6 +57,14 @@ bool forward_rows_avx512(const float*, const float*, float*, const CorrParams&, 
 }
 bool backward_rows_avx512(const float*, const float*, float*, const CorrParams&, int, fm_index_t, fm_index_t,
                         fm_index_t) {
+  return false;
+}
+bool forward_rows_bf16_avx512(const uint16_t*, const uint16_t*, float*, const CorrParams&, fm_index_t, fm_index_t,
+                           fm_index_t) {
+  return false;
+}
+bool forward_rows_fp16_avx512(const uint16_t*, const uint16_t*, float*, const CorrParams&, fm_index_t, fm_index_t,
+                           fm_index_t) {
   return false;
 }
 }  // namespace corr
