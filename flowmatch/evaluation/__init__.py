@@ -4,9 +4,11 @@
                    public as flowmatch.metrics)
   accumulators.py  which accumulator scores which dataset; ImageMeanMetrics (Middlebury, Chairs)
   datasets.py      DATASETS and open_dataset (the official layouts, via flowmatch.data)
-  report.py        the report as JSON and Markdown
-  harness.py       evaluate(): run a method over a dataset (sharded under torchrun; public as
-                   flowmatch.evaluate)
+  names.py         one naming scheme with units for every metric key (tables show "Out-Noc >3px [%]")
+  report.py        the report as JSON, Markdown and an aligned text table
+  cache.py         the per-frame results cache and settings record of an output folder (--resume)
+  harness.py       evaluate(): run a method over a dataset (sharded under torchrun, resumable; public
+                   as flowmatch.evaluate)
   submit.py        submit(): test-set flow in the Sintel / KITTI upload structure
 
 The names below load their module on first use, so `import flowmatch.metrics` (which lives here)
