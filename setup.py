@@ -76,7 +76,7 @@ setup(
     packages=find_packages(include=["flowmatch", "flowmatch.*"]),
     package_data={"flowmatch": ["weights/*.safetensors", "weights/*.json"]},
     python_requires=">=3.9",
-    install_requires=["numpy", "imageio", "imageio-ffmpeg", "safetensors", "tqdm"],
+    install_requires=["numpy", "imageio", "imageio-ffmpeg", "safetensors", "tqdm", "matplotlib"],
     extras_require={"cupy": ["cupy-cuda12x"], "contrib": ["opencv-contrib-python-headless"]},
     entry_points={"console_scripts": ["flowmatch=flowmatch.cli:main"]},
     ext_modules=ext_modules,

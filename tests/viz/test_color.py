@@ -1,4 +1,4 @@
-"""flowmatch.viz: colour wheel, flow colouring, error map and panels."""
+"""flowmatch.viz.color: colour wheel, flow colouring, error map and the plain panels."""
 from __future__ import annotations
 
 import colorsys

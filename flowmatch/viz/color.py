@@ -1,4 +1,5 @@
-"""Flow and error visualisation.
+"""The plain colour codings of flows and errors (numpy and OpenCV only; figures with legends, arrows and
+colour bars are in flowmatch.viz.figures).
 
 - flow_to_color: the Middlebury colour coding.  Hue = direction on the standard 55-colour wheel
   (segments red-yellow 15, yellow-green 6, green-cyan 4, cyan-blue 11, blue-magenta 13,
@@ -16,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .image import as_flow, as_image, as_mask
+from ..errors import InputError
+from ..image import as_flow, as_image, as_mask
 
 # Segment lengths of the Middlebury colour wheel.
 WHEEL_SEGMENTS = (("RY", 15), ("YG", 6), ("GC", 4), ("CB", 11), ("BM", 13), ("MR", 6))
@@ -138,6 +139,6 @@ def save_panel(path: str | os.PathLike, img1: Any, flow: Any, gt: Any = None, va
                max_radius: float | None = None) -> None:
     """Write make_panel(...) as a PNG (atomically).  img1: H×W[×3] frame (uint8/uint16/float);
     flow, gt: H×W×2 pixels, x first; valid: H×W bool for gt."""
-    from .io import write_image
+    from ..io import write_image
 
     write_image(path, make_panel(img1, flow, gt, valid, max_radius))
