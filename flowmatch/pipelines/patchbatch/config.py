@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._checks import Bool, Float, Int, Path
+from ..._checks import Bool, Float, Int, OneOf, Path
 from ...errors import InputError
 from ...precision import PRECISIONS
 
@@ -37,8 +37,13 @@ _MATCHING_RULES = {"iterations": Int(1, 64), "coarse_iterations": Int(1, 64), "c
                    "subpixel": Bool()}
 _CONSISTENCY_RULES = {"threshold": Float(0.0, 1e4), "cost_quantile": Float(0.0, 1.0, open_lo=True, optional=True),
                       "saliency_th": Float(0.0, 1.0), "seed_step": Int(1, 1024)}
+# "epic": ours (flowmatch.ops.edge_aware_interpolate, EpicFlow-style); "opencv-epic" / "opencv-ric":
+# cv2.ximgproc's EdgeAwareInterpolator / RICInterpolator with OpenCV's own defaults
+# (benchmarks/bench_interpolators.py compares the three inside the pipeline).
+INTERPOLATORS = ("epic", "opencv-epic", "opencv-ric")
 _INTERPOLATION_RULES = {"nn": Int(1, 4096), "coef_kernel": Float(0.0, 1e3), "affine": Bool(),
-                        "pref_nn": Int(0, 4096), "pref_th": Float(0.0, 1e6), "edge_scale": Float(0.0, 1e3)}
+                        "pref_nn": Int(0, 4096), "pref_th": Float(0.0, 1e6), "edge_scale": Float(0.0, 1e3),
+                        "interpolator": OneOf(INTERPOLATORS)}
 _REFINEMENT_RULES = {"enabled": Bool(), "dis": Bool(), "dis_max_change": Float(0.0, 1e6),
                      "iterations": Int(0, 100), "alpha": Float(0.0, 1e4)}
 _PIPELINE_RULES = {"seed": Int(0, 2**63 - 1), "threads": Int(1, 1024, optional=True)}
@@ -103,6 +108,7 @@ class ConsistencyConfig:
 @dataclass(frozen=True)
 class InterpolationConfig:
     """Stage 4: edge-aware sparse-to-dense interpolation."""
+    interpolator: str = "epic"     # one of INTERPOLATORS; the fields below set "epic" only
     nn: int = 100                  # nearest matches per model
     coef_kernel: float = 0.8       # weights exp(-coef · geodesic distance)
     affine: bool = True            # locally affine (else Nadaraya-Watson)
