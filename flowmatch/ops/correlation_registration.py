@@ -1,10 +1,16 @@
-"""Fake kernels and autograd of torch.ops.flowmatch.correlation / correlation_backward.
+"""Fake kernels, autograd and autocast of torch.ops.flowmatch.correlation / correlation_backward.
 
 Imported once by flowmatch.ops._library.load() right after flowmatch._C registered the schemas
 (csrc/correlation/correlation.cpp), so the registrations below run unconditionally: a failure is an
 error, not a silently missing feature.  The op is bilinear, so its second derivatives are the
 forward and backward ops again (double backward, and so on).  ctx.needs_input_grad decides which
-gradients the backward kernels compute (output_mask)."""
+gradients the backward kernels compute (output_mask).
+
+Autocast (AutocastCPU, and AutocastCUDA when the CUDA kernels are built): inside
+`torch.autocast(device, dtype=...)` the forward casts both maps to the autocast dtype (bfloat16 or
+float16; float64 maps are left alone, as autocast's own ops do) and runs the half kernels, which
+accumulate in float32 and round once; so FlowNetC under `torch.autocast("cpu", dtype=torch.bfloat16)`
+stays bf16 end to end.  The backward needs no rule: it gets the half-precision tensors autograd saved."""
 from __future__ import annotations
 
 import torch
@@ -70,3 +76,30 @@ def _backward_backward(ctx, gg1, gg2):
 
 torch.library.register_autograd(_LIB + "correlation", _backward_forward, setup_context=_setup_forward)
 torch.library.register_autograd(_LIB + "correlation_backward", _backward_backward, setup_context=_setup_backward)
+
+
+def _register_autocast(device_type: str) -> None:
+    """Autocast rule for the forward on device_type: both maps cast to the autocast dtype read at call
+    time (torch.library.register_autocast fixes one dtype at registration), then the op runs with
+    autocast off.  Kernel and Python (tracing) implementations, as register_autocast does."""
+    key_name = "Autocast" + torch._C._dispatch_key_for_device(device_type)
+    key = getattr(torch._C.DispatchKey, key_name)
+    op = torch.ops.flowmatch.correlation.default
+
+    def cast_and_run(f1, f2, *params):
+        dtype = torch.get_autocast_dtype(device_type)
+        if f1.dtype != torch.float64 and f2.dtype != torch.float64:  # autocast leaves float64 alone
+            f1, f2 = f1.to(dtype), f2.to(dtype)
+        with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(key)):
+            return op(f1, f2, *params)
+
+    if op.has_kernel_for_dispatch_key(key):
+        op.py_kernels.pop(key, None)
+    op.py_impl(key)(cast_and_run)
+    _AUTOCAST_LIB.impl("correlation", lambda _keys, *args: cast_and_run(*args), key_name, with_keyset=True)
+
+
+_AUTOCAST_LIB = torch.library.Library("flowmatch", "IMPL")
+_register_autocast("cpu")
+if torch._C._dispatch_has_kernel_for_dispatch_key(_LIB + "correlation", "CUDA"):
+    _register_autocast("cuda")
