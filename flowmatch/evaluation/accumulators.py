@@ -14,7 +14,7 @@ __all__ = ["ImageMeanMetrics", "new_accumulator", "accumulate", "merge_states"]
 
 class ImageMeanMetrics:
     """Per-image mean EPE, angular error and >3 px outlier share, averaged over images
-    (Middlebury's and Chairs' convention).  Same state()/merge() protocol as flowmatch.metrics."""
+    (Middlebury's and Chairs' convention); images without a valid pixel are left out of the averages.  Same state()/merge() protocol as flowmatch.metrics."""
 
     def __init__(self) -> None:
         self.epe: list[float] = []
@@ -39,7 +39,11 @@ class ImageMeanMetrics:
         return self
 
     def result(self) -> dict:
-        mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+        def mean(xs: list[float]) -> float:
+            # an image without valid pixels (NaN) is left out of the average, as in flowmatch.metrics
+            finite = [x for x in xs if np.isfinite(x)]
+            return float(np.mean(finite)) if finite else float("nan")
+
         return {"epe": mean(self.epe), "angular_error": mean(self.ae), "outliers_3px": mean(self.out3),
                 "images": len(self.epe)}
 

@@ -126,8 +126,9 @@ class _Progress:
     def frame(self, rec: dict) -> None:
         if self.bar is None:
             return
-        self.epes.append(rec["epe"])
-        self.bar.set_postfix(epe=f"{np.nanmean(self.epes):.3f}" if np.isfinite(self.epes).any() else "-")
+        self.epes.append(float("nan") if rec.get("epe") is None else rec["epe"])  # None: no valid pixel
+        finite = [e for e in self.epes if np.isfinite(e)]
+        self.bar.set_postfix(epe=f"{np.mean(finite):.3f}" if finite else "-")
         if self.shared:
             self.bar.n = self.out.cache.count(self.n)
             self.bar.refresh()

@@ -197,3 +197,17 @@ def test_a_failing_rank_stops_every_rank_with_a_named_error(tmp_path):
     assert r.returncode != 0
     assert "rank 1 failed: FlowFormatError" in r.stderr  # rank 0 names the failing rank
     assert "frame_0003.png" in r.stderr
+
+
+def test_a_frame_without_valid_pixels_is_reported_as_missing_values(tmp_path, capsys):
+    from flowmatch.data.base import FlowSample
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    gt = np.zeros((48, 64, 2), np.float32)
+    samples = [FlowSample(img, img, gt, np.ones((48, 64), bool), name="seen"),
+               FlowSample(img, img, gt, np.zeros((48, 64), bool), name="empty")]
+    report = evaluate("middlebury", "", METHOD, samples=samples, out=str(tmp_path / "o"), progress=True)
+    assert [r["epe"] for r in report["frames"]][1] is None  # NaN -> null, and the progress bar copes
+    assert report["metrics"]["epe"] == pytest.approx(report["frames"][0]["epe"])  # the empty frame is left out
+    assert "| empty | - | - |" in open(os.path.join(str(tmp_path / "o"), "results.md")).read()
