@@ -6,10 +6,16 @@ Prints one table per batch size: median wall time of several interleaved runs of
   - spatial-correlation-sampler when it can be imported,
 with the speed-up over the baseline and the distance to the floor: the op's FLOPs (2·N·D²·oH·oW·C·k²,
 twice for backward) divided by the FLOP rate torch reaches on a large float32 matmul in this run.
-Then: whether N=1 uses both threads (1-thread vs 2-thread time of the op), and the peak extra memory
-of forward + backward (allocated tensor bytes, torch.profiler) against output + input gradients.
+Then: whether N=1 uses both threads (1-thread vs 2-thread time of the op), the peak extra memory
+of forward + backward (allocated tensor bytes, torch.profiler) against output + input gradients, and
+the half-precision rows: the op on bfloat16 and float16 maps (the float32 maps rounded, as autocast
+does) against float32, interleaved: speed ratio and the max/mean deviation of the outputs from the
+float32 output (relative to max |output|), with the CPU kernel each dtype ran (bf16 uses vdpbf16ps
+only on CPUs with AVX-512 BF16).
 
-    python benchmarks/bench_correlation.py [--threads 2] [--reps 7] [--batches 1 8]
+    python benchmarks/bench_correlation.py [--threads 2] [--reps 7] [--batches 1 8] [--quick]
+
+--quick: a tiny shape (C=32, 12×16), 2 runs, N=1, no thread-scaling or memory sections (a smoke run).
 
 The machine may be shared: runs are interleaved so that noise hits every implementation alike, and
 the spread (min-max over runs) is printed next to each median.
@@ -147,12 +153,51 @@ def memory_check(n: int) -> tuple[int, int, int]:
     return op, budget, banded
 
 
+def half_precision_rows(n: int, reps: int) -> None:
+    """bf16 / fp16 vs float32 for the op at the benchmark shape: forward and backward time (median of
+    interleaved runs), speed ratio, and the deviation of the outputs from the float32 ones."""
+    g = torch.Generator().manual_seed(n + 100)
+    f1, f2 = torch.randn(n, C, H, W, generator=g), torch.randn(n, C, H, W, generator=g)
+    args = (PAD, K, MD, S1, S2)
+    ref = correlation(f1, f2, *args)
+    grad = torch.randn(ref.shape, generator=g)
+    ref_g1, _ = torch.ops.flowmatch.correlation_backward(grad, f1, f2, *args)
+    dtypes = (torch.float32, torch.bfloat16, torch.float16)
+    ins = {dt: (f1.to(dt), f2.to(dt), grad.to(dt)) for dt in dtypes}
+    times = {(dt, p): [] for dt in dtypes for p in ("fwd", "bwd")}
+    for _ in range(reps + 1):  # the first round is the warm-up
+        for dt in dtypes:
+            a, b, gr = ins[dt]
+            times[(dt, "fwd")].append(timed(lambda: correlation(a, b, *args)))
+            times[(dt, "bwd")].append(timed(lambda: torch.ops.flowmatch.correlation_backward(gr, a, b, *args)))
+    print(f"\nN={n} half precision (inputs = the float32 maps rounded; deviation from the float32 output, "
+          f"relative to max |output| = {ref.abs().max():.3g} / max |grad_f1| = {ref_g1.abs().max():.3g}):")
+    print(f"  {'dtype':<9} {'kernel':<20} {'fwd ms':>8} {'vs fp32':>8} {'bwd ms':>8} {'vs fp32':>8} "
+          f"{'fwd max dev':>12} {'fwd mean dev':>13} {'bwd max dev':>12}")
+    base = {p: statistics.median(times[(torch.float32, p)][1:]) for p in ("fwd", "bwd")}
+    for dt in dtypes:
+        a, b, gr = ins[dt]
+        kernel = torch.ops.flowmatch_testing.correlation_cpu_kernel(a, b, *args)
+        dev = (correlation(a, b, *args).float() - ref).abs()
+        gdev = (torch.ops.flowmatch.correlation_backward(gr, a, b, *args)[0].float() - ref_g1).abs()
+        med = {p: statistics.median(times[(dt, p)][1:]) for p in ("fwd", "bwd")}
+        print(f"  {str(dt).replace('torch.', ''):<9} {kernel:<20} {med['fwd'] * 1e3:8.2f} "
+              f"{base['fwd'] / med['fwd']:7.2f}x {med['bwd'] * 1e3:8.2f} {base['bwd'] / med['bwd']:7.2f}x "
+              f"{float(dev.max() / ref.abs().max()):12.2e} {float(dev.mean() / ref.abs().max()):13.2e} "
+              f"{float(gdev.max() / ref_g1.abs().max()):12.2e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--quick", action="store_true", help="tiny shape, 2 runs, N=1: a smoke run")
     args = ap.parse_args()
+    if args.quick:
+        global C, H, W
+        C, H, W = 32, 12, 16
+        args.reps, args.batches = 2, [1]
     torch.set_num_threads(args.threads)
     impls = ["op", "banded-gemm"] + (["scs"] if _scs() is not None else [])
     print(f"correlation benchmark: C={C} H={H} W={W} pad={PAD} k={K} d={MD} s1={S1} s2={S2} float32, "
@@ -187,6 +232,10 @@ def main() -> None:
                 med = statistics.median(ts)
                 print(f"  {impl:<12} {p:<4} {med * 1e3:10.2f} {f'[{min(ts) * 1e3:.1f}-{max(ts) * 1e3:.1f}]':>17} "
                       f"{base / med:9.1f}x {med / (flops[p] / rate):7.1f}x {flops[p] / med / 1e9:8.1f}")
+    for n in args.batches:
+        half_precision_rows(n, args.reps)
+    if args.quick:
+        return
     # Does one sample use every thread?  Same op, 1 thread vs `threads`, interleaved.
     fwd, bwd = fwd_bwd_fns("op", 1)
     t1 = {"fwd": [], "bwd": []}
