@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._atomic import clean_stale_temps
 from .._signals import GracefulStop, Interrupted
 from ..distributed import DistInfo, collective_backend, distributed, gather_objects, shard, shared_failure
 from ..errors import DatasetLayoutError, InputError, MethodUnavailableError
@@ -286,6 +287,9 @@ def _outputs(out: str | None, claimed: C.Claim | None, panels: bool, save_flows:
     for d in dirs.values():
         if d is not None:
             os.makedirs(d, exist_ok=True)
+    if dist.is_main:  # temporaries of killed writers (this host, dead pids only; flowmatch._atomic)
+        for d in (out, *(d for d in dirs.values() if d is not None)):
+            clean_stale_temps(d)
     run_token = gather_objects(os.urandom(4).hex() if dist.is_main else None, dist)[0]
     return _Outputs(C.FrameCache(os.path.join(out, claimed.cache)), dirs["panels"], dirs["flows"], run_token)
 

@@ -17,6 +17,7 @@ import pytest
 
 import flowmatch
 from flowmatch import io
+from flowmatch._atomic import host_tag
 from flowmatch._signals import Interrupted
 from flowmatch.cli import main
 from flowmatch.errors import InputError
@@ -209,9 +210,13 @@ def test_resume_recomputes_a_cached_frame_whose_flow_file_is_missing(tmp_path, s
     names = [r["name"] for r in rep["frames"]]
     assert sorted(os.listdir(os.path.join(out, "flows"))) == sorted(f"{n}.flo" for n in names)
     os.unlink(os.path.join(out, "flows", f"{names[1]}.flo"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = os.path.join(out, "flows", f".{names[1]}.{host_tag()}.{int(dead.stdout)}.0123abcd.tmp.flo")
+    open(stale, "wb").close()  # what a killed writer leaves
     del flow_calls[:]
     rep = evaluate("sintel", sintel, METHOD, out=out, limit=3, progress=False, resume=True, save_flows=True)
     assert len(flow_calls) == 1 and rep["frames_reused"] == 2
+    assert not os.path.exists(stale)  # cleaned: its writer is gone
     assert rep["metrics"] == first["metrics"]
     # the saved flow is the method's flow of that pair
     d = os.path.join(sintel, "training", "clean", "alley_1")
