@@ -87,6 +87,9 @@ def plan(args: argparse.Namespace, check_flow_path: Callable[[str, str], None]) 
     for what, path in (("--out", args.out), ("--viz", args.viz)):
         if path is not None and os.path.exists(path) and not os.path.isdir(path):
             raise InputError(f"{what} {path!r} is a file; for a folder of pairs it names the output folder")
+        if path is not None and not os.path.exists(path) and path.lower().endswith((".flo", ".pfm", ".png", ".jpg")):
+            raise InputError(f"{what} {path!r} looks like a file name; for a folder of pairs it names the output "
+                             "folder (the file names come from the frames, or the third column of --pairs)")
     ext = ".kitti.png" if args.fmt in ("kitti.png", "png") else "." + args.fmt
     base = directory if directory is not None else os.path.dirname(os.path.abspath(args.pairs))
     if args.pairs:

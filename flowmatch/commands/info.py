@@ -122,7 +122,7 @@ def _print_text(info: dict[str, Any]) -> None:
     line("weights", f"{info['weights_dir']}: {', '.join(info['weights']) or 'none found'}")
     if info.get("methods_error"):
         line("methods", f"error while loading: {info['methods_error']}")
-    print("flow methods (devices: where --device can put them; cuda = cuda or cuda:N):")
+    print("flow methods:  (name, the devices --device can put it on, status; cuda = cuda or cuda:N)")
     for name, m in info["methods"].items():
         status = "available" if m["available"] else f"unavailable: {m['reason']}"
         devices = "cpu, cuda" if "cuda" in m["devices"] else "cpu only"

@@ -93,6 +93,7 @@ def test_folder_refusals_leave_everything_as_it_was(frames, tmp_path, capsys):
         (["--out", str(d / "flows")], 3, "inside the input folder"),
         (["--out", str(d)], 3, "same folder"),
         (["--out", str(d / "f_1.png")], 1, "is a file"),
+        (["--out", str(tmp_path / "flows.flo")], 1, "looks like a file name"),
         (["--pairs", str(tmp_path / "missing.txt"), "--out", str(out)], 1, "does not exist"),
     ]
     bad = tmp_path / "bad.txt"
