@@ -154,6 +154,8 @@ def apply(args: argparse.Namespace, command: str) -> Callable[[], None]:
 
     values = global_values(args)
     args.quiet = values["quiet"] > 0  # what the commands' progress bars read
+    if args.quiet and isinstance(getattr(args, "progress", None), bool):
+        args.progress = False  # train's --progress/--no-progress: -q means --no-progress
     args.verbose = values["verbose"]
     env = environment(values)
     device = getattr(args, "device", None)

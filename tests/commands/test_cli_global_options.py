@@ -97,6 +97,11 @@ def test_commands_own_quiet_is_the_global_quiet():
     assert [global_values(a)["quiet"] for a in (own, top, short, none)] == [1, 1, 1, 0]
     vv = p.parse_args(["-v", "flow", "a", "b", "-o", "x.flo", "-v"])
     assert global_values(vv)["verbose"] == 2
+    from flowmatch.commands._global_options import apply
+    train = p.parse_args(["train", "flownetc", "--out", "x", "-q"])  # -q also turns train's progress bar off
+    assert train.progress is True
+    apply(train, "flowmatch train")()
+    assert train.quiet is True and train.progress is False
 
 
 # Every command that takes --device, with arguments that would otherwise run it (outputs in OUT).
