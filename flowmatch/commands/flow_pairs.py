@@ -53,6 +53,11 @@ def _stem(path: str, base: str) -> str:
     return os.path.splitext(rel)[0]
 
 
+def _flow_stem(name: str) -> str:
+    """A flow file name without its extension (x.kitti.png -> x)."""
+    return name[:-len(".kitti.png")] if name.lower().endswith(".kitti.png") else os.path.splitext(name)[0]
+
+
 def read_pairs_file(path: str, base: str) -> list[tuple[str, str, str | None]]:
     """(img1, img2, out or None) per line of a pairs file; frame paths joined to `base`."""
     if not os.path.isfile(path):
@@ -108,15 +113,15 @@ def plan(args: argparse.Namespace, check_flow_path: Callable[[str, str], None]) 
             out = os.path.join(args.out, own if own is not None else stem + ext)
             check_flow_path(out, "output")
         if args.viz is not None:
-            viz = os.path.join(args.viz, os.path.splitext(own)[0] + ".png" if own is not None else stem + ".png")
+            viz = os.path.join(args.viz, (_flow_stem(own) if own is not None else stem) + ".png")
         pairs.append(Pair(a, b, out, viz))
     return pairs, {"DIR": folder(directory), "--pairs": args.pairs}
 
 
 def check_pair_outputs(pairs: list[Pair], inputs: dict[str, Any], out_dirs: dict[str, Any]) -> None:
     """check_outputs for a folder of pairs, in time linear in the number of pairs: the output folders
-    against DIR and the pairs file (out_dirs: label -> folder(path)), then every output file against every frame and every other
-    output through sets of (device, inode) and resolved paths."""
+    (out_dirs: label -> folder(path)) against DIR and the pairs file, then every output file against
+    every frame and every other output through sets of (device, inode) and resolved paths."""
     from .._outputs import is_within
     from ..errors import OutputConflictError
 

@@ -84,6 +84,11 @@ def test_pairs_file(frames, tmp_path, capsys):
     kitti, valid = io.read_flow(out / "sub" / "x.kitti.png")
     assert valid.all() and np.abs(kitti - farneback(imgs[2], imgs[11])).max() <= 1 / 64
     np.testing.assert_array_equal(io.read_flow(out / "y.pfm")[0], farneback(imgs[1], imgs[2]))
+    viz = tmp_path / "v"  # pictures take the flow files' names
+    assert main(["flow", str(d), "--pairs", str(pairs), "--viz", str(viz), "--method", "farneback"]) == 0
+    got = sorted(os.path.relpath(os.path.join(r, f), viz) for r, _, fs in os.walk(viz) for f in fs)
+    assert got == ["f_1_to_f_10.png", os.path.join("sub", "x.png"), "y.png"]
+    np.testing.assert_array_equal(io.read_image(viz / "sub" / "x.png"), flow_to_color(farneback(imgs[2], imgs[11])))
 
 
 def test_folder_refusals_leave_everything_as_it_was(frames, tmp_path, capsys):
