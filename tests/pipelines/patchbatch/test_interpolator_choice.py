@@ -103,6 +103,7 @@ def test_pipeline_and_api_take_the_option(kind):
     err = np.linalg.norm(flow[12:-12, 12:-12] - np.float32([3, -2]), axis=2)
     assert np.median(err) < 0.3
     api = flowmatch.flow(a, b, method="patchbatch-fast", descriptor="raw", interpolator=kind, refine=False)
-    np.testing.assert_allclose(api, flow, atol=1e-5)
+    # RIC is not bit-reproducible from call to call (OpenCV's parallel superpixel/RANSAC fitting): 1e-3 px
+    np.testing.assert_allclose(api, flow, atol=1e-3 if kind == "opencv-ric" else 1e-5)
     with pytest.raises(InputError, match="interpolator"):
         flowmatch.flow(a, b, method="patchbatch-fast", descriptor="raw", interpolator="nope")
