@@ -103,7 +103,12 @@ def test_pipeline_and_api_take_the_option(kind):
     err = np.linalg.norm(flow[12:-12, 12:-12] - np.float32([3, -2]), axis=2)
     assert np.median(err) < 0.3
     api = flowmatch.flow(a, b, method="patchbatch-fast", descriptor="raw", interpolator=kind, refine=False)
-    # RIC is not bit-reproducible from call to call (OpenCV's parallel superpixel/RANSAC fitting): 1e-3 px
-    np.testing.assert_allclose(api, flow, atol=1e-3 if kind == "opencv-ric" else 1e-5)
+    if kind == "opencv-ric":
+        # RIC is not reproducible from call to call (OpenCV's randomised model fitting; px-sized differences
+        # seen): the API's result must meet the same accuracy, not equal the earlier call's.
+        api_err = np.linalg.norm(api[12:-12, 12:-12] - np.float32([3, -2]), axis=2)
+        assert np.median(api_err) < 0.3
+    else:
+        np.testing.assert_allclose(api, flow, atol=1e-5)
     with pytest.raises(InputError, match="interpolator"):
         flowmatch.flow(a, b, method="patchbatch-fast", descriptor="raw", interpolator="nope")
