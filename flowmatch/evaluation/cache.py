@@ -37,6 +37,7 @@ from typing import Any
 
 from .._atomic import atomic_open, clean_stale_temps
 from ..errors import InputError
+from .._settings import settings_differences
 
 __all__ = ["RECORD", "settings", "FrameCache", "claim", "read_record"]
 
@@ -106,19 +107,7 @@ def read_record(out: str) -> dict[str, Any] | None:
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if a == b:
-            continue
-        if key == "options" and isinstance(a, dict) and isinstance(b, dict):
-            diffs += [f"option {k}: {a.get(k)!r} there, {b.get(k)!r} now" for k in sorted(set(a) | set(b))
-                      if a.get(k) != b.get(k)]
-        elif key == "weights":
-            diffs.append("weights: other weights files than the cached frames were computed with")
-        else:
-            diffs.append(f"{key}: {a!r} there, {b!r} now")
-    return diffs
+    return settings_differences(old, new, {"weights": "other weights files than the cached frames were computed with"})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from ..errors import InputError
+from .._settings import settings_differences
 from .source import OUTPUT_NAME
 
 RECORD = "video_settings.json"
@@ -46,20 +47,7 @@ def flow_files(out: str) -> list[str]:
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if a == b:
-            continue
-        if key == "options" and isinstance(a, dict) and isinstance(b, dict):
-            for k in sorted(set(a) | set(b)):
-                if a.get(k) != b.get(k):
-                    diffs.append(f"option {k}: {a.get(k)!r} there, {b.get(k)!r} now")
-        elif key == "input":
-            diffs.append("input: a different file or folder than the one the flows were computed from")
-        else:
-            diffs.append(f"{key}: {a!r} there, {b!r} now")
-    return diffs
+    return settings_differences(old, new, {"input": "a different file or folder than the one the flows were computed from"})
 
 
 def _read(path: str) -> dict[str, Any]:
