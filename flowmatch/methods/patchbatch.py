@@ -18,11 +18,14 @@ import torch
 from .. import _ext
 from .._paths import DESCRIPTOR_WEIGHTS, weights_path
 from ..pipelines.patchbatch import PRESETS, flat_options, load_descriptor_model, patchbatch_flow
+from ..pipelines.patchbatch.frame_cache import FrameCache
 from ..pipelines.patchbatch.pipeline import check_device
 from .options import Bool, Passthrough
 from .registry import Method, register
 
 _MODELS: dict[Any, Any] = {}  # descriptor networks loaded once per process
+# the last two frames' network fields: a video's pair (t, t+1) reuses frame t from pair (t-1, t)
+_FRAMES = FrameCache(entries=2)
 _BLURB = {
     "accurate": "PatchBatch descriptors at every pixel, PatchMatch both ways, consistency check, "
                 "edge-aware interpolation, variational refinement",
@@ -52,7 +55,8 @@ def _run(img1: np.ndarray, img2: np.ndarray, *, preset: str, device: str = "cpu"
     dev = check_device("cpu" if device is None else device)
     kind = options.get("descriptor", "patchbatch")
     model = _model(options.get("descriptor_model")) if kind in ("patchbatch", "combined") else None
-    return patchbatch_flow(img1, img2, preset=preset, verbose=bool(verbose), model=model, device=dev, **options)
+    return patchbatch_flow(img1, img2, preset=preset, verbose=bool(verbose), model=model, device=dev,
+                           cache=_FRAMES, **options)
 
 
 for _preset, _cfg in PRESETS.items():

@@ -29,7 +29,7 @@ def _check_fields(cfg: Any, rules: dict[str, Any]) -> None:
 # (PatchMatch passes, neighbours per model, refinement iterations): every bound keeps one call of the
 # pipeline within minutes at HD size, and far from the C++ widths.
 _PM_RADIUS_MAX = 2**20 - 1  # ops.patchmatch's own limit
-_DESCRIPTOR_RULES = {"stride": Int(1, 64), "pca_dim": Int(1, 4096, optional=True), "half": Bool(),
+_DESCRIPTOR_RULES = {"stride": Int(1, 64), "net_stride": Int(1, 64, optional=True), "pca_dim": Int(1, 4096, optional=True), "half": Bool(),
                      "raw_weight": Float(0.0, 1.0), "model": Path()}
 _MATCHING_RULES = {"iterations": Int(1, 64), "coarse_iterations": Int(1, 64), "coarse_factor": Int(1, 64),
                    "radius": Int(0, _PM_RADIUS_MAX), "window": Int(0, _PM_RADIUS_MAX),
@@ -60,6 +60,10 @@ class DescriptorConfig:
     kind: str = "patchbatch"       # one of DESCRIPTOR_KINDS (see descriptors.compute_descriptors)
     model: str | None = None       # load_descriptor_model name/path (None = shipped dense weights)
     stride: int = 1                # descriptors (and PatchMatch) on every k-th pixel
+    # the network on every n-th pixel only (a multiple of stride; None = stride), its field bilinearly
+    # upsampled to the stride grid: the network is ~90 % of the descriptor time, and its 62×62-pixel
+    # context makes its field smooth, while the raw patches of "combined" keep the fine detail
+    net_stride: int | None = None
     pca_dim: int | None = None     # reduce descriptors to this many PCA components (None = keep)
     half: bool = False             # store descriptors as float16 for PatchMatch
     raw_weight: float = 0.5        # "combined": share of the raw patches in the squared distance
@@ -73,6 +77,9 @@ class DescriptorConfig:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.kind not in DESCRIPTOR_KINDS:
             raise InputError(f"descriptor must be one of {DESCRIPTOR_KINDS}, got {self.kind!r}")
+        if self.net_stride is not None and self.net_stride % self.stride:
+            raise InputError(f"descriptor_net_stride must be a multiple of descriptor_stride ({self.stride}), "
+                             f"got {self.net_stride}")
         if not (isinstance(self.raw_weight, (int, float)) and 0.0 <= float(self.raw_weight) <= 1.0):
             raise InputError(f"raw_weight must be a number in [0, 1], got {self.raw_weight!r}")
 
@@ -153,7 +160,8 @@ _STAGE_OF = {"DescriptorConfig": "descriptors", "MatchingConfig": "matching", "C
              "InterpolationConfig": "interpolation", "RefinementConfig": "refinement"}
 # Flat option names that differ from "<field>" of their stage.
 _RENAMED = {("descriptors", "kind"): "descriptor", ("descriptors", "model"): "descriptor_model",
-            ("descriptors", "stride"): "descriptor_stride", ("consistency", "threshold"): "consistency",
+            ("descriptors", "stride"): "descriptor_stride",
+            ("descriptors", "net_stride"): "descriptor_net_stride", ("consistency", "threshold"): "consistency",
             ("refinement", "enabled"): "refine", ("refinement", "dis"): "refine_dis",
             ("refinement", "iterations"): "refine_iterations", ("refinement", "alpha"): "refine_alpha"}
 # option name -> (stage or None for PipelineConfig itself, field)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ...errors import InputError
 from ...precision import resolve_precision
 from .config import DescriptorConfig
+from .frame_cache import FrameCache
 from .network import descriptors, load_descriptor_model, prepare_image
 
 
@@ -28,12 +29,10 @@ def pca_reduce(desc_a: torch.Tensor, desc_b: torch.Tensor, dim: int, samples: in
     g = torch.Generator().manual_seed(seed)
     fa, fb = desc_a.reshape(-1, D), desc_b.reshape(-1, D)
     pick = [f[torch.randint(0, f.shape[0], (min(samples, f.shape[0]),), generator=g)].float() for f in (fa, fb)]
-    x = torch.cat(pick)
-    mean = x.mean(0)
-    cov = (x - mean).T @ (x - mean) / max(1, x.shape[0] - 1)
-    _, vecs = torch.linalg.eigh(cov.double())
-    basis = vecs[:, -dim:].flip(1).float()  # D×dim, largest variance first
-    proj = [((f.float() - mean) @ basis).reshape(*d.shape[:2], dim).contiguous() for f, d in
+    mean, basis = _pca_basis(torch.cat(pick), dim)
+    # (f - mean) @ basis as f @ basis - mean @ basis: no centred copy of the whole field
+    shift = -(mean @ basis)
+    proj = [torch.addmm(shift, f.float(), basis).reshape(*d.shape[:2], dim) for f, d in
             ((fa, desc_a), (fb, desc_b))]
     return proj[0], proj[1]
 
@@ -51,21 +50,50 @@ def raw_patch_descriptors(image: Any, stride: int = 1, radius: int = 4) -> torch
     g = F.pad(g, (radius,) * 4, mode="reflect")
     H, W = g.shape[-2] - 2 * radius, g.shape[-1] - 2 * radius
     k = 2 * radius + 1
-    rows = []
-    for y0 in range(0, H, stride * 64):  # bands bound the unfolded copy
-        band = g[..., y0:min(H, y0 + stride * 64) + 2 * radius, :]
-        p = F.unfold(band, k)[0].T.reshape(band.shape[-2] - 2 * radius, W, k * k)
-        rows.append(p[::stride, ::stride])
-    d = torch.cat(rows)
-    d = d - d.mean(-1, keepdim=True)
-    return (d / (d.norm(dim=-1, keepdim=True) + 1e-3)).contiguous()
+    h, w = -(-H // stride), -(-W // stride)
+    g = g[0, 0].contiguous()
+    # every stride-th k×k window as a view (no copy), copied once per band into the output
+    wins = g.as_strided((h, w, k, k), (stride * g.stride(0), stride, g.stride(0), 1))
+    out = torch.empty(h, w, k * k)
+    band = max(1, 65536 // w)  # rows per band: the working set stays in cache-sized pieces
+    for r0 in range(0, h, band):
+        p = out[r0:r0 + band]
+        p.copy_(wins[r0:r0 + band].reshape(p.shape))
+        p.sub_(p.mean(-1, keepdim=True))
+        p.div_(p.norm(dim=-1, keepdim=True).add_(1e-3))
+    return out
+
+
+def _lerp_axis(x: torch.Tensor, axis: int, factor: int, size: int) -> torch.Tensor:
+    """Linear interpolation along `axis` from samples at positions 0, f, 2f, ... to 0, 1, ..., size-1
+    (edge-replicated past the last sample)."""
+    pos = torch.arange(size, device=x.device)
+    lo = (pos // factor).clamp_(max=x.shape[axis] - 1)
+    hi = (lo + 1).clamp_(max=x.shape[axis] - 1)
+    t = ((pos % factor).to(x.dtype) / factor).reshape([-1 if a == axis else 1 for a in range(x.dim())])
+    a, b = x.index_select(axis, lo), x.index_select(axis, hi)
+    return a.add_(b.sub_(a).mul_(t))
+
+
+def upsample_field(field: torch.Tensor, factor: int, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear upsampling of an h×w×D descriptor field sampled every `factor` grid pixels to the
+    size[0]×size[1] grid: grid pixel (i, j) interpolates field position (i/factor, j/factor), so the
+    samples themselves are kept exactly.  Returns size×D in field's dtype."""
+    if factor == 1:
+        return field[: size[0], : size[1]]
+    return _lerp_axis(_lerp_axis(field, 0, factor, size[0]), 1, factor, size[1]).contiguous()
 
 
 def combine(learned: torch.Tensor, raw: torch.Tensor, raw_weight: float) -> torch.Tensor:
     """[√(1-w)·l/|l|, √w·r] for h×w×D learned and h×w×K unit-norm raw descriptors: the squared distance
     of two combined descriptors is (1-w)·(learned, unit-normalised) + w·(raw)."""
-    unit = learned / (learned.norm(dim=-1, keepdim=True) + 1e-6)
-    return torch.cat([unit * (1.0 - raw_weight) ** 0.5, raw * raw_weight ** 0.5], -1).contiguous()
+    d = learned.shape[-1]
+    out = torch.empty(*learned.shape[:-1], d + raw.shape[-1], dtype=learned.dtype, device=learned.device)
+    # written in place, part by part: two passes over memory instead of four (this machine is bandwidth-bound)
+    scale = learned.norm(dim=-1, keepdim=True).add_(1e-6).reciprocal_().mul_((1.0 - raw_weight) ** 0.5)
+    torch.mul(learned, scale, out=out[..., :d])
+    torch.mul(raw, raw_weight ** 0.5, out=out[..., d:])
+    return out
 
 
 def daisy_descriptors(image: Any, stride: int = 1, radius: int = 8) -> torch.Tensor:
@@ -85,11 +113,55 @@ def daisy_descriptors(image: Any, stride: int = 1, radius: int = 8) -> torch.Ten
     return d
 
 
+def _pca_basis(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean D, basis D×dim, largest variance first) of the rows of x (N×D; centred in place)."""
+    mean = x.mean(0)
+    x -= mean
+    _, vecs = torch.linalg.eigh((x.T @ x / max(1, x.shape[0] - 1)).double())
+    return mean, vecs[:, -dim:].flip(1).float()
+
+
+def combined_pca(learned: tuple[torch.Tensor, torch.Tensor], raw: tuple[torch.Tensor, torch.Tensor],
+                 factor: int, raw_weight: float, dim: int, samples: int = 20000,
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The combined descriptors of two frames, reduced to `dim` principal components, without ever
+    building the combined field.
+
+    learned: the network's fields on a grid `factor` times coarser than raw's (hn×wn×D each);
+    raw: h×w×K unit raw patches.  The combined descriptor is [√(1-w)·up(l/|l|), √w·r] with `up` the
+    bilinear upsampling of upsample_field; both it and the projection are linear, so the learned
+    part is projected on the coarse grid and then upsampled (factor² less work) and the raw part is
+    projected where it is.  The basis is fitted on up to `samples` random coarse-grid nodes per
+    frame, where up() is exact (deterministic for `seed`).  Returns two h×w×dim float32 fields."""
+    wl, wr = (1.0 - raw_weight) ** 0.5, raw_weight ** 0.5
+    units = [d.float() / (d.float().norm(dim=-1, keepdim=True) + 1e-6) for d in learned]
+    D = units[0].shape[-1]
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for u, r in zip(units, raw):
+        hn, wn = u.shape[:2]
+        idx = torch.randint(0, hn * wn, (min(samples, hn * wn),), generator=g).to(u.device)
+        yi, xi = idx // wn, idx % wn
+        rows.append(torch.cat([wl * u[yi, xi], wr * r[yi * factor, xi * factor].float()], -1))
+    mean, basis = _pca_basis(torch.cat(rows), dim)
+    bl, br = basis[:D] * wl, basis[D:] * wr
+    shift = -(mean @ basis)
+    out = []
+    for u, r in zip(units, raw):
+        h, w = r.shape[:2]
+        low = (u.reshape(-1, D) @ bl).reshape(*u.shape[:2], dim)
+        field = torch.addmm(shift, r.reshape(-1, r.shape[-1]).float(), br).reshape(h, w, dim)
+        out.append(field.add_(upsample_field(low, factor, (h, w))))
+    return out[0], out[1]
+
+
 def compute_descriptors(img1: np.ndarray, img2: np.ndarray, cfg: DescriptorConfig, model: Any = None,
-                        seed: int = 0, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+                        seed: int = 0, device: str | torch.device = "cpu",
+                        cache: FrameCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense descriptors of both frames on the cfg.stride grid (PCA-reduced when asked; `seed`
     picks the PCA samples), on `device` (the network runs there; the learning-free kinds are
-    computed on the CPU and moved).  cfg.precision "auto" resolves for `device`.
+    computed on the CPU and moved).  cfg.precision "auto" resolves for `device`.  With a `cache`
+    (frame_cache.FrameCache), each frame's network field is looked up there first.
 
     img1, img2: H×W×3 (or H×W) frames.  Returns two ceil(H/k)×ceil(W/k)×D fields (float32 or float16)."""
     dev = torch.device(device)
@@ -98,12 +170,27 @@ def compute_descriptors(img1: np.ndarray, img2: np.ndarray, cfg: DescriptorConfi
     elif cfg.kind == "daisy":
         da, db = daisy_descriptors(img1, cfg.stride), daisy_descriptors(img2, cfg.stride)
     else:
-        net = model if model is not None else load_descriptor_model(cfg.model)
+        if model is not None:
+            net = model
+        else:
+            net = load_descriptor_model(cfg.model) if cache is None else cache.network(cfg.model, load_descriptor_model)
         prec = resolve_precision(cfg.precision, dev)
-        da, db = (descriptors(img, net, stride=cfg.stride, precision=prec, device=dev) for img in (img1, img2))
+        n = cfg.net_stride or cfg.stride
+        def field(img: np.ndarray) -> torch.Tensor:
+            run = lambda: descriptors(img, net, stride=n, precision=prec, device=dev)  # noqa: E731
+            return run() if cache is None else cache.get(img, (n, prec, str(dev)), net, run)
+
+        da, db = field(img1), field(img2)
+        size = (-(-img1.shape[0] // cfg.stride), -(-img1.shape[1] // cfg.stride))
         if cfg.kind == "combined":
-            da, db = (combine(d, raw_patch_descriptors(img, cfg.stride).to(dev), cfg.raw_weight)
-                      for d, img in ((da, img1), (db, img2)))
+            ra, rb = (raw_patch_descriptors(img, cfg.stride).to(dev) for img in (img1, img2))
+            if cfg.pca_dim is not None and cfg.pca_dim < da.shape[-1] + ra.shape[-1]:
+                da, db = combined_pca((da, db), (ra, rb), n // cfg.stride, cfg.raw_weight, cfg.pca_dim, seed=seed)
+                return (da.half(), db.half()) if cfg.half else (da, db)
+            da, db = (combine(upsample_field(d, n // cfg.stride, size), r, cfg.raw_weight)
+                      for d, r in ((da, ra), (db, rb)))
+        elif n != cfg.stride:
+            da, db = (upsample_field(d, n // cfg.stride, size) for d in (da, db))
     da, db = da.to(dev), db.to(dev)
     if cfg.pca_dim is not None:
         da, db = pca_reduce(da, db, cfg.pca_dim, seed=seed)

@@ -166,11 +166,16 @@ def _per_patch(gray: torch.Tensor, model: PatchBatchNet, stride: int, out_dtype:
 CL = torch.channels_last
 
 
-def _space_to_batch(x: torch.Tensor, keep_all: bool) -> torch.Tensor:
-    """B×C×h×w (h, w even; channels_last) -> 4B×C×h/2×w/2 with the phase (py, px) outermost, or only
-    phase (0, 0).  The result stays channels_last, the layout oneDNN's convolutions are fastest on."""
+def _pool_to_batch(x: torch.Tensor, keep_all: bool) -> torch.Tensor:
+    """2×2 max pool at stride 1 of B×C×(h+1)×(w+1) (channels_last), then space-to-batch: -> 4B×C×h/2×w/2
+    (h, w even) with the phase (py, px) outermost, or only phase (0, 0), which is the stride-2 pool
+    (4× less work than pooling every phase and dropping three).  The stride-1 pool is two elementwise
+    maxima of shifted views: 1.5-7× faster here than max_pool2d on channels_last tensors.  The result
+    stays channels_last, the layout oneDNN's convolutions are fastest on."""
     if not keep_all:
-        return x[:, :, ::2, ::2].contiguous(memory_format=CL)
+        return F.max_pool2d(x, 2, 2).contiguous(memory_format=CL)
+    x = torch.maximum(x[:, :, :-1], x[:, :, 1:])
+    x = torch.maximum(x[..., :-1], x[..., 1:])
     b, c, h, w = x.shape
     x = x.permute(0, 2, 3, 1).reshape(b, h // 2, 2, w // 2, 2, c).permute(2, 4, 0, 1, 3, 5)
     return x.reshape(4 * b, h // 2, w // 2, c).permute(0, 3, 1, 2)
@@ -181,9 +186,8 @@ def _dense_tile(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]
     tiles T×T' (multiples of 16) at output stride 2^skip."""
     x = x.contiguous(memory_format=CL)
     for i, (wt, bs) in enumerate(layers[:-1]):
-        x = F.leaky_relu_(F.conv2d(x, wt, bs), LEAK)
-        x = F.max_pool2d(x, 2, 1)
-        x = _space_to_batch(x, keep_all=i >= skip)
+        x = F.leaky_relu_(F.conv2d(x, wt, bs).contiguous(memory_format=CL), LEAK)
+        x = _pool_to_batch(x, keep_all=i >= skip)
     wt, bs = layers[-1]
     x = F.leaky_relu_(F.conv2d(x, wt, bs), LEAK)          # (4^(4-skip))×D×R×C, channels_last
     x = x.permute(0, 2, 3, 1)                             # B×R×C×D (a view: no copy)

@@ -23,6 +23,7 @@ from ...ops.interpolation import NoMatchesWarning
 from .config import PipelineConfig
 from .consistency import drop_flat, sparse_matches
 from .descriptors import compute_descriptors
+from .frame_cache import FrameCache
 from .interpolation import densify
 from .matching import match_descriptors
 from .presets import resolve_config
@@ -82,7 +83,7 @@ class _Timer:
 
 def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accurate", verbose: bool = False,
                     model: Any = None, return_stages: bool = False, device: str | torch.device = "cpu",
-                    **options: Any):
+                    cache: FrameCache | None = None, **options: Any):
     """Optical flow img1 -> img2 by the PatchBatch pipeline.
 
     Args:
@@ -94,6 +95,8 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         device: where descriptors, PatchMatch and the forward-backward check run ("cpu", "cuda",
             "cuda:N"); interpolation and refinement run on the CPU.  InputError for a device that is
             not there.
+        cache: a FrameCache of network descriptor fields kept between calls: a frame seen in the
+            previous call (a video's shared frame) is not run through the network again.
     Returns:
         H×W×2 float32 flow (pixels, u then v) [, stages dict].
     Warns NoMatchesWarning (and returns the refined zero flow) when no match survives the check.
@@ -109,7 +112,7 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
     timer = _Timer(verbose, f"patchbatch-{preset if isinstance(preset, str) else 'custom'}", len(names))
     timer.say(f"{a.shape[1]}×{a.shape[0]} on {dev}: {len(names)} stages ({', '.join(names)})")
     with torch_threads(cfg.threads):
-        da, db = compute_descriptors(a, b, cfg.descriptors, model, seed=cfg.seed, device=dev)
+        da, db = compute_descriptors(a, b, cfg.descriptors, model, seed=cfg.seed, device=dev, cache=cache)
         timer.stage("descriptors", f"{tuple(da.shape)} {str(da.dtype).replace('torch.', '')} on {dev}")
         fab, cab, fba, _ = match_descriptors(da, db, cfg.matching, seed=cfg.seed)
         timer.stage("patchmatch", "both directions")

@@ -41,3 +41,88 @@ def test_descriptor_kind_is_checked():
     with pytest.raises(InputError, match="raw_weight"):
         DescriptorConfig(kind="combined", raw_weight=1.5)
     assert raw_patch_descriptors(np.zeros((20, 20), np.uint8)).shape == (20, 20, 81)
+
+
+def _raw_reference(img: np.ndarray, stride: int, r: int = 4) -> np.ndarray:
+    """Raw patches by explicit loops in float64: 3×3 box blur (replicate edges), reflect-101 padding,
+    then each (2r+1)² window of the stride grid minus its mean over its norm (+1e-3)."""
+    g = (img - img.mean()) / img.std()
+    e = np.pad(g, 1, mode="edge")
+    box = sum(e[i:i + g.shape[0], j:j + g.shape[1]] for i in range(3) for j in range(3)) / 9.0
+    p = np.pad(box, r, mode="reflect")  # numpy "reflect" is reflect-101
+    k = 2 * r + 1
+    out = np.empty((-(-g.shape[0] // stride), -(-g.shape[1] // stride), k * k))
+    for i, y in enumerate(range(0, g.shape[0], stride)):
+        for j, x in enumerate(range(0, g.shape[1], stride)):
+            v = p[y:y + k, x:x + k].ravel()
+            v = v - v.mean()
+            out[i, j] = v / (np.linalg.norm(v) + 1e-3)
+    return out
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 5])
+@pytest.mark.parametrize("shape", [(23, 31), (9, 10), (40, 17)])
+def test_raw_patches_match_an_explicit_loop(stride, shape):
+    rng = np.random.default_rng(stride)
+    img = (rng.random(shape) * 255).astype(np.uint8)
+    d = raw_patch_descriptors(img, stride=stride)
+    np.testing.assert_allclose(d.numpy(), _raw_reference(img.astype(np.float64), stride), atol=2e-5)
+
+
+def test_upsampled_field_keeps_samples_and_interpolates_linearly():
+    from flowmatch.pipelines.patchbatch.descriptors import upsample_field
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(4, 5, 3, generator=g)
+    for factor, size in ((2, (7, 9)), (2, (8, 10)), (4, (13, 17)), (3, (10, 12))):
+        u = upsample_field(f, factor, size)
+        assert u.shape == (*size, 3)
+        # independent reference: numpy's 1-D linear interpolation along each axis (edges held)
+        ys, xs = np.arange(size[0]) / factor, np.arange(size[1]) / factor
+        a = f.numpy()
+        rows = np.stack([np.stack([np.interp(ys, np.arange(4), a[:, j, c]) for j in range(5)], 1)
+                         for c in range(3)], -1)
+        ref = np.stack([np.stack([np.interp(xs, np.arange(5), rows[i, :, c]) for i in range(size[0])], 0)
+                        for c in range(3)], -1)
+        np.testing.assert_allclose(u.numpy(), ref, atol=1e-5)
+        n = min(4, -(-size[0] // factor)), min(5, -(-size[1] // factor))
+        assert torch.equal(u[::factor, ::factor][: n[0], : n[1]], f[: n[0], : n[1]])
+
+
+def test_network_on_a_coarser_grid_than_patchmatch():
+    from flowmatch.pipelines.patchbatch.descriptors import compute_descriptors, upsample_field
+    from flowmatch.pipelines.patchbatch.network import descriptors, load_descriptor_model
+
+    with pytest.raises(InputError, match="multiple of descriptor_stride"):
+        DescriptorConfig(stride=2, net_stride=3)
+    rng = np.random.default_rng(0)
+    a, b = ((rng.random((70, 90, 3)) * 255).astype(np.uint8) for _ in range(2))
+    net = load_descriptor_model()
+    da, _ = compute_descriptors(a, b, DescriptorConfig(kind="patchbatch", stride=2, net_stride=4), net)
+    assert da.shape == (35, 45, net.dim)
+    coarse = descriptors(a, net, stride=4)
+    torch.testing.assert_close(da, upsample_field(coarse, 2, (35, 45)))
+    torch.testing.assert_close(da[::2, ::2], coarse)
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4])
+def test_combined_pca_keeps_the_distances_of_the_explicit_combined_field(factor):
+    """A combined field of rank 5 (learned part rank 3, raw part rank 2): its 5-D PCA, computed without
+    building the field, keeps every distance between the explicitly built fields of the two frames."""
+    from flowmatch.pipelines.patchbatch.descriptors import combined_pca, upsample_field
+
+    g = torch.Generator().manual_seed(factor)
+    bl, br = torch.randn(3, 32, generator=g), torch.randn(2, 81, generator=g)
+    h, w = 13, 17
+    hn, wn = -(-h // factor), -(-w // factor)
+    learned = [torch.randn(hn, wn, 3, generator=g) @ bl + 0.5 * bl[0] for _ in range(2)]
+    raw = [torch.nn.functional.normalize(torch.randn(h, w, 2, generator=g) @ br, dim=-1) for _ in range(2)]
+    wt = 0.4
+    unit = [l / (l.norm(dim=-1, keepdim=True) + 1e-6) for l in learned]
+    full = [torch.cat([(1 - wt) ** 0.5 * upsample_field(u, factor, (h, w)), wt ** 0.5 * r], -1)
+            for u, r in zip(unit, raw)]
+    ya, yb = combined_pca(learned, raw, factor, wt, 5, seed=3)
+    assert ya.shape == yb.shape == (h, w, 5)
+    d_full = torch.cdist(full[0].reshape(-1, 113), full[1].reshape(-1, 113))
+    d_red = torch.cdist(ya.reshape(-1, 5), yb.reshape(-1, 5))
+    torch.testing.assert_close(d_red, d_full, atol=2e-4, rtol=1e-4)
