@@ -30,20 +30,14 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from flowmatch.data.sample_cases import REPORT_GROUPS, report_group  # noqa: E402
 import flowmatch  # noqa: E402
 from flowmatch.data.patch_pairs import PatchPairSampler  # noqa: E402
 from flowmatch.train.descriptor_scores import descriptor_scores  # noqa: E402
 from flowmatch.train.patchbatch_data import heldout_real_frames  # noqa: E402
 
-GROUPS = (("Sintel clean", "sintel/", "_clean_"), ("Sintel final", "sintel/", "_final_"),
-          ("Chairs", "flyingchairs/", ""), ("KITTI 2012", "kitti2012/", ""))
+GROUPS = REPORT_GROUPS
 
-
-def group_of(name: str) -> str:
-    for label, prefix, part in GROUPS:
-        if name.startswith(prefix) and part in name:
-            return label
-    return "other"
 
 
 def descriptor_options(desc: str) -> dict:
@@ -102,7 +96,7 @@ def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: 
         secs = (time.perf_counter() - t0) / len(frames)
         groups: dict[str, list[float]] = {}
         for name, v in per_pair.items():
-            groups.setdefault(group_of(name), []).append(v)
+            groups.setdefault(report_group(name), []).append(v)
         means = {g: float(np.mean(v)) for g, v in groups.items()}
         row = {"per_pair": per_pair, "groups": means, "mean_of_groups": float(np.mean(list(means.values()))),
                "s_per_pair": secs}

@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from flowmatch._atomic import atomic_open  # noqa: E402
 from flowmatch._threads import torch_threads  # noqa: E402
 from flowmatch.data.datasets import read_sample_case, sample_case_dirs  # noqa: E402
+from flowmatch.data.sample_cases import REPORT_GROUPS, report_group  # noqa: E402
 from flowmatch.errors import DatasetLayoutError  # noqa: E402
 from flowmatch.image import as_image  # noqa: E402
 from flowmatch.metrics import epe  # noqa: E402
@@ -40,16 +41,9 @@ from flowmatch.pipelines.patchbatch.interpolation import densify  # noqa: E402
 from flowmatch.pipelines.patchbatch.presets import resolve_config  # noqa: E402
 from flowmatch.pipelines.patchbatch.refinement import refine  # noqa: E402
 
-GROUPS = (("Sintel clean", "sintel/", "_clean_"), ("Sintel final", "sintel/", "_final_"),
-          ("Chairs", "flyingchairs/", ""), ("KITTI 2012", "kitti2012/", ""))
+GROUPS = REPORT_GROUPS
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "interpolators")
 
-
-def group_of(name: str) -> str:
-    for label, prefix, part in GROUPS:
-        if name.startswith(prefix) and part in name:
-            return label
-    return "other"
 
 
 def one_pair(sample, preset: str, descriptor: str, runs: int) -> dict:
@@ -90,7 +84,7 @@ def summarise(pairs: dict) -> dict:
             groups: dict[str, list[float]] = {}
             for name, r in pairs.items():
                 v = r["zero"] if kind == "zero" else r["interpolators"][kind][key]
-                groups.setdefault(group_of(name), []).append(v)
+                groups.setdefault(report_group(name), []).append(v)
             means = {g: float(np.mean(v)) for g, v in groups.items()}
             out.setdefault(kind, {})[key] = {"groups": means, "mean_of_groups": float(np.mean(list(means.values())))}
     return out

@@ -90,3 +90,17 @@ class SampleCases(Sequence[FlowSample]):
         return read_sample_case(self.dirs[i], self.names[i])
 
 
+
+
+# The groups the project reports real-pair numbers in: (label, name prefix, part of the name).
+REPORT_GROUPS = (("Sintel clean", "sintel/", "_clean_"), ("Sintel final", "sintel/", "_final_"),
+                 ("Chairs", "flyingchairs/", ""), ("KITTI 2012", "kitti2012/", ""))
+
+
+def report_group(name: str) -> str:
+    """The report group ("Sintel clean", "Sintel final", "Chairs", "KITTI 2012", else "other") of a
+    sample case named "<group>/<case>"."""
+    for label, prefix, part in REPORT_GROUPS:
+        if name.startswith(prefix) and part in name:
+            return label
+    return "other"
