@@ -3,6 +3,8 @@
     with distributed() as dist:                      # a single process when not under torchrun
         for i in shard(range(n), dist): ...          # this rank's items: r, r+W, r+2W, ...
         with shared_failure(dist): ...               # one rank failing fails every rank, no hang
+        with shared_check(dist): ...                 # a refused request: the same error on every rank
+        device = rank_device("cuda", dist)           # under torchrun: "cuda:LOCAL_RANK"
         parts = gather_objects(my_results, dist)     # list of every rank's object, rank order
 
 Single-process runs (WORLD_SIZE unset or 1) never touch torch.distributed.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence, TypeVar
 
@@ -20,7 +23,7 @@ from .errors import FlowmatchError, InputError
 
 T = TypeVar("T")
 __all__ = ["DistInfo", "init_distributed", "leave_distributed", "distributed", "collective_backend",
-           "gather_objects", "shared_failure", "shard", "shard_range", "barrier", "all_reduce_mean", "wrap_ddp", "unwrap"]
+           "gather_objects", "shared_failure", "shared_check", "rank_device", "shard", "shard_range", "barrier", "all_reduce_mean", "wrap_ddp", "unwrap"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,54 @@ def shared_failure(info: DistInfo) -> Iterator[None]:
             raise FlowmatchError(f"rank {failed[0][0]} failed: {failed[0][1]}")
     if error is not None:
         raise error
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """`exc` if it survives pickling (another rank can raise it), else a FlowmatchError naming it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - an exception type with a constructor pickle cannot call
+        return FlowmatchError(f"{type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def shared_check(info: DistInfo) -> Iterator[None]:
+    """Checks of a request that every rank makes before its share of the work: when the check fails
+    on any rank, every rank raises that error, of the same class and with the same message (so the
+    command line gives every rank the same one line and exit code), and no rank starts working.
+
+    A rank whose own check failed raises its own error; the others raise the first failing rank's.
+    Checks that could differ between ranks (this rank's GPU, a folder one machine cannot see) need
+    it; identical checks get it for the price of one gather."""
+    error: Exception | None = None
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks know
+        error = exc
+    if info.distributed:
+        reports = gather_objects(None if error is None else _portable(error), info)
+        first = next((e for e in reports if e is not None), None)
+        if error is None and first is not None:
+            raise first
+    if error is not None:
+        raise error
+
+
+def rank_device(device: str, info: DistInfo) -> str:
+    """The device this rank computes on, for a command's --device (cpu, cuda, cuda:N).
+
+    Under torchrun a bare "cuda" is cuda:LOCAL_RANK (one GPU per process on each machine), made the
+    current device so that NCCL collectives use it too; "cpu", "cuda:N" (every rank on GPU N) and
+    single-process runs keep `device` as given.  MethodUnavailableError when this rank's GPU is not
+    there (more processes than GPUs on this machine)."""
+    if not info.distributed or device != "cuda":
+        return device
+    from ._devices import require_device
+
+    dev = require_device(f"cuda:{info.local_rank}")
+    torch.cuda.set_device(dev)
+    return str(dev)
 
 
 def shard(items: Sequence[T], info: DistInfo) -> Sequence[T]:

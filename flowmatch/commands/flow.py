@@ -94,6 +94,8 @@ as OUTDIR/<name of the first frame>.<format>; or with --pairs FILE, one pair per
 blank lines and # comments skipped; quote names with spaces).  Outputs never go inside DIR or
 overwrite a frame (exit 3); a pair whose outputs exist is skipped (say --overwrite to recompute);
 a failing pair stops the run with the finished pairs kept.  --viz OUTDIR2 writes pictures there.
+Several processes: `torchrun --nproc_per_node N -m flowmatch flow DIR --out OUTDIR` splits the pairs
+between them (--device cuda: one GPU each), into the same OUTDIR.
 
 Frames: 8/16-bit images by their type; float frames (.pfm) in [0, 1] unless --range says otherwise
 (e.g. --range 255).  Progress: stage timings of slow methods (patchbatch) and one line per pair
