@@ -119,24 +119,29 @@ def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
 
 
 @contextlib.contextmanager
-def shared_failure(info: DistInfo) -> Iterator[None]:
-    """Run a rank's share of the work; then tell every rank whether any rank failed.
-
-    Without this, one rank raising (bad frame, method error) would leave the others waiting in the
-    next collective until the timeout.  The failing rank re-raises its own exception; the others
-    raise FlowmatchError naming it."""
-    error: BaseException | None = None
+def _agreed_failure(info: DistInfo, same_error: bool) -> Iterator[None]:
+    """Run the block; then every rank learns whether any rank's block raised (one gather)."""
+    error: Exception | None = None
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks know
         error = exc
     if info.distributed:
-        reports = gather_objects(None if error is None else f"{type(error).__name__}: {error}", info)
-        failed = [(r, msg) for r, msg in enumerate(reports) if msg is not None]
+        report = None if error is None else _portable(error) if same_error else f"{type(error).__name__}: {error}"
+        failed = [(r, e) for r, e in enumerate(gather_objects(report, info)) if e is not None]
         if error is None and failed:
-            raise FlowmatchError(f"rank {failed[0][0]} failed: {failed[0][1]}")
+            raise failed[0][1] if same_error else FlowmatchError(f"rank {failed[0][0]} failed: {failed[0][1]}")
     if error is not None:
         raise error
+
+
+def shared_failure(info: DistInfo) -> contextlib.AbstractContextManager[None]:
+    """Run a rank's share of the work; then tell every rank whether any rank failed.
+
+    Without this, one rank raising (bad frame, method error) would leave the others waiting in the
+    next collective until the timeout.  The failing rank re-raises its own exception; the others
+    raise FlowmatchError naming it."""
+    return _agreed_failure(info, same_error=False)
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -148,8 +153,7 @@ def _portable(exc: BaseException) -> BaseException:
         return FlowmatchError(f"{type(exc).__name__}: {exc}")
 
 
-@contextlib.contextmanager
-def shared_check(info: DistInfo) -> Iterator[None]:
+def shared_check(info: DistInfo) -> contextlib.AbstractContextManager[None]:
     """Checks of a request that every rank makes before its share of the work: when the check fails
     on any rank, every rank raises that error, of the same class and with the same message (so the
     command line gives every rank the same one line and exit code), and no rank starts working.
@@ -157,18 +161,7 @@ def shared_check(info: DistInfo) -> Iterator[None]:
     A rank whose own check failed raises its own error; the others raise the first failing rank's.
     Checks that could differ between ranks (this rank's GPU, a folder one machine cannot see) need
     it; identical checks get it for the price of one gather."""
-    error: Exception | None = None
-    try:
-        yield
-    except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks know
-        error = exc
-    if info.distributed:
-        reports = gather_objects(None if error is None else _portable(error), info)
-        first = next((e for e in reports if e is not None), None)
-        if error is None and first is not None:
-            raise first
-    if error is not None:
-        raise error
+    return _agreed_failure(info, same_error=True)
 
 
 def rank_device(device: str, info: DistInfo) -> str:
