@@ -1,6 +1,6 @@
 """Registers the PatchBatch methods (flowmatch.pipelines.patchbatch) as "patchbatch-<preset>".
 
-``patchbatch-accurate`` and ``patchbatch-fast`` run `patchbatch_flow` with the presets of
+``patchbatch-accurate``, ``patchbatch-fast`` and ``patchbatch-thorough`` run `patchbatch_flow` with the presets of
 flowmatch.pipelines.patchbatch.PRESETS.  Every pipeline setting is a flat option (e.g.
 ``flowmatch.flow(a, b, method="patchbatch-fast", iterations=4)`` or ``--option iterations=4``; see
 config.OPTION_FIELDS), plus ``verbose`` (stage timings on stderr).  ``device="cuda[:N]"`` runs the
@@ -27,10 +27,11 @@ _MODELS: dict[Any, Any] = {}  # descriptor networks loaded once per process
 # the last two frames' network fields: a video's pair (t, t+1) reuses frame t from pair (t-1, t)
 _FRAMES = FrameCache(entries=2)
 _BLURB = {
-    "accurate": "PatchBatch descriptors at every pixel, PatchMatch both ways, consistency check, "
-                "edge-aware interpolation, variational refinement",
-    "fast": "PatchBatch descriptors every 2nd pixel, PCA to 32-D, fewer PatchMatch passes, "
-            "interpolation + refinement",
+    "accurate": "PatchBatch + raw-patch descriptors every 2nd pixel (PCA 32-D), coarse-to-fine PatchMatch both ways, "
+                "consistency check, edge-aware interpolation, variational refinement",
+    "fast": "as patchbatch-accurate with the descriptor network on every 4th pixel only",
+    "thorough": "PatchBatch + raw-patch descriptors at every pixel, PatchMatch both ways, consistency check, "
+                "interpolation, variational refinement (most accurate, ~5x slower than accurate)",
 }
 
 

@@ -31,7 +31,9 @@ BUILTIN_MODULES = (
 # (benchmarks/bench_accuracy.py -> benchmarks/results/accuracy.md, 2026-11-23 15:20).
 # The shipped FlowNets are small and trained on procedural data only: on real frames they are worse
 # than every classical baseline, so they come last.
-PREFERENCE = ("patchbatch-accurate", "patchbatch-fast", "dis-medium", "dis-fast", "dis-ultrafast", "deepflow",
+# patchbatch-thorough is a little more accurate than patchbatch-accurate but ~5x slower (README
+# "Presets: speed and accuracy"): the default is the one that answers in seconds.
+PREFERENCE = ("patchbatch-accurate", "patchbatch-thorough", "patchbatch-fast", "dis-medium", "dis-fast", "dis-ultrafast", "deepflow",
               "pcaflow", "farneback", "dualtvl1", "flownetc", "flownets")
 
 

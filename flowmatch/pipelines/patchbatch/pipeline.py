@@ -88,7 +88,7 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
 
     Args:
         img1, img2: frames H×W or H×W×3 (uint8/uint16/float), same size.
-        preset: "accurate", "fast" or a PipelineConfig; options: flat overrides (config.OPTION_FIELDS).
+        preset: "accurate", "fast", "thorough" or a PipelineConfig; options: flat overrides (config.OPTION_FIELDS).
         verbose: print each stage's wall time to stderr.
         model: an already loaded descriptor network (else cfg.descriptors.model is loaded).
         return_stages: also return a dict of intermediate results and timings.
