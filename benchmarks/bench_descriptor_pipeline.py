@@ -1,7 +1,7 @@
 """Which descriptor makes the PatchBatch pipeline match best, judged on held-out real pairs.
 
-The same pipeline (a preset of flowmatch.pipelines.patchbatch, default patchbatch-fast) runs with each
-descriptor; per group of held-out real pairs (flowmatch.data.sources.HELD_OUT_REAL: no training run
+The same pipeline (a preset of flowmatch.pipelines.patchbatch; default patchbatch-accurate, which until
+issue 16 was the "fast" preset) runs with each descriptor; per group of held-out real pairs (flowmatch.data.sources.HELD_OUT_REAL: no training run
 ever reads them) it prints the mean EPE, and for each descriptor field FPR95 and the top-1
 (hardest-negative) share on fixed triplets of the same pairs, measured on the dense descriptor fields
 themselves (so raw patches, DAISY and the networks are scored the same way).  Zero flow is printed for
@@ -122,7 +122,7 @@ def table(rows: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="patchbatch-fast")
+    ap.add_argument("--preset", default="patchbatch-accurate")
     ap.add_argument("--descriptors", default="raw,daisy,dense", help="comma-separated descriptor names")
     ap.add_argument("--weights", nargs="*", default=[], help="extra network weights (globs) to score")
     ap.add_argument("--skip-baselines", action="store_true", help="only the --weights (learning curves)")
