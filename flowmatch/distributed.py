@@ -23,7 +23,8 @@ from .errors import FlowmatchError, InputError
 
 T = TypeVar("T")
 __all__ = ["DistInfo", "init_distributed", "leave_distributed", "distributed", "collective_backend",
-           "gather_objects", "shared_failure", "shared_check", "rank_device", "shard", "shard_range", "barrier", "all_reduce_mean", "wrap_ddp", "unwrap"]
+           "gather_objects", "shared_failure", "shared_check", "rank_device", "shard", "shard_range", "barrier",
+           "all_reduce_mean", "wrap_ddp", "unwrap"]
 
 
 @dataclass(frozen=True)

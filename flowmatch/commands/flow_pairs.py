@@ -19,11 +19,14 @@ import re
 import shlex
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .._outputs import check_outputs, folder
 from ..errors import InputError
 from ..io import IMAGE_EXTENSIONS
+
+if TYPE_CHECKING:
+    from ..distributed import DistInfo
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +179,8 @@ def _scan(folders: set[str]) -> dict[str, int]:
     """path -> inode of the files in `folders` (one directory listing each, no stat calls)."""
     found: dict[str, int] = {}
     for d in folders:
-        with contextlib.suppress(OSError):
-            with os.scandir(d) as entries:
-                found.update((os.path.join(d, e.name), e.inode()) for e in entries)
+        with contextlib.suppress(OSError), os.scandir(d) as entries:
+            found.update((os.path.join(d, e.name), e.inode()) for e in entries)
     return found
 
 
@@ -235,7 +237,7 @@ def run_folder(args: argparse.Namespace, method: str, options: dict[str, Any],
 
 
 def _compute(pairs: list[Pair], todo: list[int], args: argparse.Namespace, method: str, options: dict[str, Any],
-             device: str, dist: Any) -> int:
+             device: str, dist: DistInfo) -> int:
     """Compute pairs[i] for i in `todo` (this rank's pairs without their outputs)."""
     from .. import io
     from ..distributed import gather_objects, shared_failure
