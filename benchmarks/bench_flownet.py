@@ -7,8 +7,15 @@
    upsampling) at 384×512 and 1024×436 for the full-width FlowNetS and FlowNetC (random weights:
    speed does not depend on them), median of several runs, ratio against FlowNetS at the same size,
    and the peak resident memory of a process doing only that (and its rise over the loaded model).
+3. bf16 against fp32 for the shipped FlowNetS / FlowNetC (FlowEstimator precision="bf16", i.e. the whole
+   forward under torch.autocast("cpu", bfloat16); FlowNetC's correlation runs its bf16 kernel there) at
+   512×384 and 1024×436: fp32 and bf16 time (median of interleaved runs), the bf16/fp32 time ratio, the
+   max and mean |bf16 flow − fp32 flow| (px) on a real pair resized to that size (a random one without
+   the real data), and the mean EPE (px) of both on the real pairs at their own size.  precision="auto"
+   picks bf16 only on CPUs with AVX-512 BF16 or AMX (flowmatch.precision); this section says which.
 
     python benchmarks/bench_flownet.py [--pairs 8] [--runs 3] [--skip-speed] [--skip-accuracy]
+                                       [--skip-precision] [--precision-runs 3]
 
 Timings on a shared 2-core machine are noisy; compare the ratios more than the absolute numbers.
 """
@@ -117,12 +124,71 @@ def speed_table(runs: int) -> None:
             print(f"{w:>5d}x{h:<4d} {kind:>9s} {r['median']:9.3f} {ratio:6.2f} {r['peak_mib']:13.0f} {r['peak_mib'] - r['base_mib']:13.0f}")
 
 
+def _precision_frames(h: int, w: int, real) -> tuple[np.ndarray, np.ndarray, str]:
+    """A real pair resized to w×h (uint8), or a random textured pair with a 3 px shift without the data."""
+    if real:
+        import cv2
+
+        _, a, b, _, _ = real[0]
+        return (cv2.resize(np.asarray(a), (w, h), interpolation=cv2.INTER_AREA),
+                cv2.resize(np.asarray(b), (w, h), interpolation=cv2.INTER_AREA), real[0][0])
+    a = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return a, np.roll(a, 3, axis=1), "random, shifted 3 px"
+
+
+def precision_table(runs: int) -> None:
+    """bf16 vs fp32 of the shipped FlowNets: time, ratio, deviation of the flow, EPE on the real pairs."""
+    import torch
+
+    from flowmatch.estimator import FlowEstimator
+    from flowmatch.precision import cpu_has_fast_bf16, resolve_precision
+
+    real = real_cases()
+    native = cpu_has_fast_bf16()
+    print(f"\n## bf16 vs fp32, shipped FlowNetS/FlowNetC (width 0.25), FlowEstimator end to end, "
+          f"{torch.get_num_threads()} threads, median of {runs} interleaved runs after a warm-up")
+    print(f"(this CPU {'has' if native else 'lacks'} native bf16 (AVX-512 BF16 / AMX): precision='auto' -> "
+          f"{resolve_precision('auto', 'cpu')!r})")
+    print(f"{'size':>10s} {'model':>9s} {'fp32 s':>8s} {'bf16 s':>8s} {'bf16/fp32':>10s} "
+          f"{'max dev px':>11s} {'mean dev px':>12s}  frames")
+    for h, w in ((384, 512), (436, 1024)):
+        a, b, src = _precision_frames(h, w, real)
+        for kind in ("flownets", "flownetc"):
+            est = {p: FlowEstimator.from_pretrained(kind, precision=p) for p in ("fp32", "bf16")}
+            flows = {p: e(a, b) for p, e in est.items()}  # also the warm-up
+            times = {p: [] for p in est}
+            for _ in range(runs):
+                for p, e in est.items():
+                    times[p].append(timed_call(lambda: e(a, b)))
+            t32, t16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
+            dev = np.abs(flows["bf16"] - flows["fp32"])
+            print(f"{w:>5d}x{h:<4d} {kind:>9s} {t32:8.3f} {t16:8.3f} {t16 / t32:10.2f} {dev.max():11.3f} "
+                  f"{dev.mean():12.4f}  {src}")
+    if not real:
+        print("(real data ../shared/data/real not present: no EPE rows)")
+        return
+    print(f"\nEPE (px) on the {len(real)} real pairs at their own size, mean over pairs:")
+    for kind in ("flownets", "flownetc"):
+        est = {p: FlowEstimator.from_pretrained(kind, precision=p) for p in ("fp32", "bf16")}
+        epe = {p: float(np.mean([metrics.epe(e(a, b), gt, valid) for _, a, b, gt, valid in real]))
+               for p, e in est.items()}
+        print(f"  {kind:>9s}  fp32 {epe['fp32']:.4f}  bf16 {epe['bf16']:.4f}  change {epe['bf16'] - epe['fp32']:+.4f}")
+
+
+def timed_call(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=8, help="held-out synthetic pairs")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per speed setting")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--skip-precision", action="store_true", help="no bf16 vs fp32 section")
+    ap.add_argument("--precision-runs", type=int, default=3, help="timed runs per precision setting")
     args = ap.parse_args()
     t0 = time.time()
     if not args.skip_accuracy:
@@ -142,6 +208,8 @@ def main() -> int:
             print("\n(real data ../shared/data/real not present: skipped)")
     if not args.skip_speed:
         speed_table(args.runs)
+    if not args.skip_precision:
+        precision_table(args.precision_runs)
     print(f"\n(total {time.time() - t0:.0f} s; shared machine, timings noisy)")
     return 0
 
