@@ -136,7 +136,7 @@ def _precision_frames(h: int, w: int, real) -> tuple[np.ndarray, np.ndarray, str
     return a, np.roll(a, 3, axis=1), "random, shifted 3 px"
 
 
-def precision_table(runs: int) -> None:
+def precision_table(runs: int, sizes=((384, 512), (436, 1024))) -> None:
     """bf16 vs fp32 of the shipped FlowNets: time, ratio, deviation of the flow, EPE on the real pairs."""
     import torch
 
@@ -151,7 +151,7 @@ def precision_table(runs: int) -> None:
           f"{resolve_precision('auto', 'cpu')!r})")
     print(f"{'size':>10s} {'model':>9s} {'fp32 s':>8s} {'bf16 s':>8s} {'bf16/fp32':>10s} "
           f"{'max dev px':>11s} {'mean dev px':>12s}  frames")
-    for h, w in ((384, 512), (436, 1024)):
+    for h, w in sizes:
         a, b, src = _precision_frames(h, w, real)
         for kind in ("flownets", "flownetc"):
             est = {p: FlowEstimator.from_pretrained(kind, precision=p) for p in ("fp32", "bf16")}
