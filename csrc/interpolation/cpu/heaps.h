@@ -49,8 +49,11 @@ class KeyHeap {
     size_t i = 0;
     for (;;) {
       size_t c = 2 * i + 1;
-      if (c >= n) break;
-      if (c + 1 < n && h_[c + 1] < h_[c]) ++c;
+      if (c + 1 < n) {
+        c += h_[c + 1] < h_[c];  // no branch on the unpredictable comparison
+      } else if (c >= n) {
+        break;
+      }
       if (last <= h_[c]) break;
       h_[i] = h_[c];
       i = c;
