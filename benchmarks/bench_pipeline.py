@@ -31,25 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import flowmatch  # noqa: E402
 from flowmatch._paths import real_data_dir  # noqa: E402
 from flowmatch.pipelines.patchbatch import patchbatch_flow  # noqa: E402
-from flowmatch.pipelines.patchbatch.config import (ConsistencyConfig, DescriptorConfig, InterpolationConfig,  # noqa: E402
-                                                   MatchingConfig, PipelineConfig, RefinementConfig)
 
-# The presets as they were before issue 16's retuning (wave 3), for --previous: the bar the new ones
-# must meet on the held-out pairs.
-PREVIOUS = {
-    "accurate": PipelineConfig(
-        descriptors=DescriptorConfig(kind="combined", half=True),
-        matching=MatchingConfig(iterations=3, radius=4),
-        consistency=ConsistencyConfig(seed_step=4),
-        refinement=RefinementConfig(iterations=10)),
-    "fast": PipelineConfig(
-        descriptors=DescriptorConfig(kind="combined", stride=2, pca_dim=32),
-        matching=MatchingConfig(iterations=3, radius=4, window=2, coarse_factor=4, coarse_window=24,
-                                coarse_radius=16),
-        consistency=ConsistencyConfig(threshold=0.5, seed_step=2),
-        interpolation=InterpolationConfig(nn=64),
-        refinement=RefinementConfig(iterations=5)),
-}
+# The presets before issue 16's retuning are still reachable: the former "accurate" is today's
+# "thorough", the former "fast" is `--variant "previous-fast=accurate:iterations=3"`.
 
 
 def load_case(name: str):
@@ -85,8 +69,6 @@ def parse_variant(spec: str) -> tuple[str, str, dict]:
 def pipelines(args) -> dict:
     """label -> (preset, options) for every preset of --presets and every --variant."""
     out = {f"patchbatch-{p}": (p, {}) for p in args.presets.split(",") if p}
-    if args.previous:
-        out.update({f"previous {p}": (p, opts) for p, opts in PREVIOUS.items()})
     for spec in args.variant:
         name, preset, opts = parse_variant(spec)
         out[name] = (preset, opts)
@@ -191,8 +173,6 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], help="NAME=PRESET:option=value,... (repeatable)")
     ap.add_argument("--all-pairs", action="store_true", help="also score every held-out real pair")
     ap.add_argument("--seeds", default="0,1,2", help="--all-pairs: average each pair's EPE over these seeds")
-    ap.add_argument("--previous", action="store_true",
-                    help="also run the presets as they were before this wave's retuning (PREVIOUS)")
     ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
     import torch
