@@ -47,31 +47,37 @@ inline bool strictly_increasing_steps(float min_cost, float dmax) {
   return min_cost > 0.f && dmax < kInf && dmax * 0x1p-22f < min_cost;
 }
 
-// Serial Dijkstra from the pixels already queued in `heap` (the reference algorithm).
-inline void grow_cells_serial(Cells& c, const float* cost, int H, int W, RadixHeap& heap) {
-  float* dist = c.dist.data();
-  int* label = c.label.data();
+// Dijkstra on a w×h 4-connected grid with row stride `stride`, from the pixels already queued in `heap`:
+// a step between neighbours p and q costs (cost[p] + cost[q]) / 2; improved(p, q) runs whenever q's
+// distance improves through p (before q is queued).
+template <typename Heap, typename Improved>
+inline void grid_dijkstra(Heap& heap, float* dist, const float* cost, int w, int h, int stride, Improved improved) {
   while (!heap.empty()) {
     const uint64_t k = heap.pop();
     const float d = key_dist(k);
     const int p = static_cast<int>(key_index(k));
     if (d > dist[p]) continue;  // stale entry
-    const int y = p / W, x = p - y * W;
+    const int y = p / stride, x = p - y * stride;
     const float cp = cost[p];
-    const int l = label[p];
     auto relax = [&](int q) {
       const float nd = d + 0.5f * (cp + cost[q]);
       if (nd < dist[q]) {
         dist[q] = nd;
-        label[q] = l;
+        improved(p, q);
         heap.push(heap_key(nd, static_cast<uint32_t>(q)));
       }
     };
     if (x > 0) relax(p - 1);
-    if (x < W - 1) relax(p + 1);
-    if (y > 0) relax(p - W);
-    if (y < H - 1) relax(p + W);
+    if (x < w - 1) relax(p + 1);
+    if (y > 0) relax(p - stride);
+    if (y < h - 1) relax(p + stride);
   }
+}
+
+// Serial Dijkstra from the pixels already queued in `heap` (the reference algorithm).
+inline void grow_cells_serial(Cells& c, const float* cost, int H, int W, RadixHeap& heap) {
+  int* label = c.label.data();
+  grid_dijkstra(heap, c.dist.data(), cost, W, H, W, [label](int p, int q) { label[q] = label[p]; });
 }
 
 // Empty cells with the seeds placed (distance 0, the first seed on a pixel wins it).
@@ -149,25 +155,7 @@ inline bool settle_tile(int t, int tiles_x, const float* cost, float* dist, cons
     for (int y = 0; y < th; ++y) offer(y * kTile, (y0 + y) * W + x0 - 1);
   if (x0 + tw < W)
     for (int y = 0; y < th; ++y) offer(y * kTile + tw - 1, (y0 + y) * W + x0 + tw);
-  while (!heap.empty()) {
-    const uint64_t k = heap.pop();
-    const float dp = key_dist(k);
-    const int i = static_cast<int>(key_index(k));
-    if (dp > d[i]) continue;
-    const int y = i / kTile, x = i % kTile;
-    const float cp = c[i];
-    auto relax = [&](int q) {
-      const float nd = dp + 0.5f * (cp + c[q]);
-      if (nd < d[q]) {
-        d[q] = nd;
-        heap.push(heap_key(nd, static_cast<uint32_t>(q)));
-      }
-    };
-    if (x > 0) relax(i - 1);
-    if (x < tw - 1) relax(i + 1);
-    if (y > 0) relax(i - kTile);
-    if (y < th - 1) relax(i + kTile);
-  }
+  grid_dijkstra(heap, d, c, tw, th, kTile, [](int, int) {});
   bool changed = false;
   for (int y = 0; y < th; ++y)
     for (int x = 0; x < tw; ++x) {
