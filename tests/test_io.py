@@ -176,6 +176,30 @@ def test_writers_validate_arguments(tmp_path):
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no stray temp files
 
 
+def test_flo_value_checks_respect_the_mask(tmp_path):
+    """Values above 1e9 px (.flo's unknown) or NaN are refused only at valid pixels; the caller's
+    array is left as it was, and an all-invalid field is written as all unknown."""
+    flow = _flow()
+    flow[1, 2, 1] = 2e9
+    flow[3, 4, 0] = np.inf
+    before = flow.copy()
+    with pytest.raises(InputError, match="above"):
+        fio.write_flow(tmp_path / "a.flo", np.where(np.isfinite(flow), flow, 0))
+    valid = np.ones(flow.shape[:2], bool)
+    valid[3, 4] = False
+    with pytest.raises(InputError, match="above"):
+        fio.write_flow(tmp_path / "a.flo", flow, valid)
+    valid[1, 2] = False
+    fio.write_flow(tmp_path / "a.flo", flow, valid)
+    got, got_valid = fio.read_flow(tmp_path / "a.flo")
+    np.testing.assert_array_equal(got_valid, valid)
+    np.testing.assert_array_equal(got[valid], before[valid])
+    np.testing.assert_array_equal(flow, before)
+    fio.write_flow(tmp_path / "b.flo", flow, np.zeros(flow.shape[:2], bool))
+    assert not fio.read_flow(tmp_path / "b.flo")[1].any()
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
 def _flo_header(w: int, h: int) -> bytes:
     return struct.pack("<fii", 202021.25, w, h)
 

@@ -164,7 +164,11 @@ class VizWriter:
         workspace.remove_stale(folder, path)
         self._tmp = workspace.owned_temp(path)
         w, h = size
-        self._gen = imageio_ffmpeg.write_frames(self._tmp, (2 * w, h), fps=fps, **_encoder_settings(2 * w, h, 7))
+        # x264's 'veryfast' preset: half the encoder CPU of its default and a slightly smaller file at
+        # this quality (1024×436 panels: 39 vs 80 ms a frame, measured); the encoder shares the cores with
+        # the flow method.
+        self._gen = imageio_ffmpeg.write_frames(self._tmp, (2 * w, h), fps=fps, output_params=["-preset", "veryfast"],
+                                                **_encoder_settings(2 * w, h, 7))
         self._gen.send(None)
 
     def add(self, frame: np.ndarray, flow: np.ndarray, max_radius: float | None) -> None:

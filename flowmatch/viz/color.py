@@ -55,28 +55,49 @@ def flow_to_color(flow: Any, max_radius: float | None = None, valid: Any = None)
     Returns:
         uint8 H×W×3 RGB image.
     """
-    f = as_flow(flow, "flow", np.float64, nonempty=False)
-    ok = as_mask(valid, f.shape[:2], default=True) & np.isfinite(f).all(axis=2)
-    f = np.where(ok[..., None], f, 0.0)
-    rad = np.hypot(f[..., 0], f[..., 1])
+    # float32, OpenCV's SIMD angle and magnitude (angle error < 2e-4 rad, a 600th of a wheel step) and
+    # one colour channel at a time: ~20× faster than float64 H×W×3 numpy, which made --viz videos
+    # cost more than fast methods' flow.
+    import cv2
+    f = as_flow(flow, "flow", np.float32, nonempty=False)
+    u, v = f[..., 0].copy(), f[..., 1].copy()  # contiguous, and ours to zero
+    ok = None
+    if valid is not None or not np.isfinite(f).all():
+        ok = np.isfinite(u) & np.isfinite(v)
+        if valid is not None:
+            ok &= as_mask(valid, f.shape[:2])
+        u[~ok] = 0
+        v[~ok] = 0
+    rad = cv2.magnitude(u, v) if u.size else np.zeros(u.shape, np.float32)
     if max_radius is None:
-        max_radius = float(rad[ok].max()) if ok.any() else 0.0
+        max_radius = float(rad.max()) if rad.size else 0.0  # invalid pixels are 0 here
         if max_radius <= 0:
             max_radius = 1.0
     elif not (max_radius > 0 and np.isfinite(max_radius)):
         raise InputError(f"max_radius must be a positive number of pixels, got {max_radius}")
-    wheel = color_wheel()
+    wheel = color_wheel().astype(np.float32)
     n = len(wheel)
-    angle = np.arctan2(-f[..., 1], -f[..., 0]) / np.pi        # in [-1, 1]
-    fk = (angle + 1.0) / 2.0 * (n - 1)                          # position on the wheel
-    k0 = np.floor(fk).astype(np.int64)
-    k1 = (k0 + 1) % n
-    frac = (fk - k0)[..., None]
-    col = (1 - frac) * wheel[k0] + frac * wheel[k1]
-    r = (rad / max_radius)[..., None]
-    col = np.where(r <= 1, 1 - r * (1 - col), col * 0.75)      # desaturate towards white near zero
-    out = np.floor(255.0 * np.clip(col, 0, 1)).astype(np.uint8)
-    out[~ok] = 0
+    # Position on the wheel in [0, n-1]: Middlebury's (atan2(-v, -u) + pi) / 2pi × (n-1), which is
+    # atan2(v, u) taken in [0, 2pi) and scaled.
+    fk = cv2.phase(u, v) if u.size else np.zeros(u.shape, np.float32)
+    fk *= np.float32((n - 1) / (2 * np.pi))
+    k0 = np.clip(np.floor(fk).astype(np.int32), 0, n - 1)
+    k1 = k0 + 1
+    k1[k1 == n] = 0
+    frac = fk - k0
+    r = rad / np.float32(max_radius)
+    inside = r <= 1
+    out = np.empty(f.shape[:2] + (3,), np.uint8)
+    for c in range(3):
+        lo = wheel[:, c].take(k0)
+        col = lo + frac * (wheel[:, c].take(k1) - lo)
+        # desaturate towards white near zero; beyond max_radius darken to 75 %
+        col = np.where(inside, 1 - r * (1 - col), col * np.float32(0.75))
+        np.clip(col, 0, 1, out=col)
+        col *= 255
+        out[..., c] = np.floor(col)
+    if ok is not None:
+        out[~ok] = 0
     return out
 
 

@@ -88,3 +88,33 @@ def test_save_panel(tmp_path):
     assert fio.read_image(tmp_path / "q.png").shape == (h, 2 * w, 3)
     with pytest.raises(InputError):
         V.save_panel(tmp_path / "r.png", img[:10], flow)
+
+
+def _reference_coding(flow: np.ndarray, max_radius: float) -> np.ndarray:
+    """The Middlebury coding written out in float64 (numpy's arctan2), pixel by pixel in spirit."""
+    wheel = V.color_wheel().astype(np.float64)
+    n = len(wheel)
+    u, v = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
+    fk = (np.arctan2(-v, -u) / np.pi + 1) / 2 * (n - 1)
+    k0 = np.floor(fk).astype(int)
+    frac = (fk - k0)[..., None]
+    col = (1 - frac) * wheel[k0] + frac * wheel[(k0 + 1) % n]
+    r = (np.hypot(u, v) / max_radius)[..., None]
+    col = np.where(r <= 1, 1 - r * (1 - col), 0.75 * col)
+    return np.floor(255 * np.clip(col, 0, 1)).astype(np.uint8)
+
+
+def test_coding_matches_a_float64_reference_within_one_level():
+    flow = np.random.default_rng(3).normal(0, 4, (64, 80, 2)).astype(np.float32)
+    got = V.flow_to_color(flow, max_radius=6.0)
+    diff = np.abs(got.astype(int) - _reference_coding(flow, 6.0))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+    auto = V.flow_to_color(flow)  # auto radius: the largest magnitude
+    diff = np.abs(auto.astype(int) - _reference_coding(flow, float(np.hypot(flow[..., 0], flow[..., 1]).max())))
+    assert diff.max() <= 1
+
+
+def test_coding_leaves_its_input_alone():
+    flow = np.array([[[np.nan, 1.0]]], np.float32)
+    V.flow_to_color(flow, valid=np.array([[True]]))
+    assert np.isnan(flow[0, 0, 0]) and flow[0, 0, 1] == 1.0
