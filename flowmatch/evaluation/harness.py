@@ -24,14 +24,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 
 from .._atomic import clean_stale_temps
 from .._signals import GracefulStop, Interrupted
-from ..distributed import DistInfo, collective_backend, distributed, gather_objects, shard, shared_failure
+from ..distributed import (DistInfo, collective_backend, distributed, gather_objects, rank_device, shard,
+                           shared_check, shared_failure)
 from ..errors import DatasetLayoutError, InputError, MethodUnavailableError
 from ..methods.registry import flow as run_flow
 from ..methods.registry import get_method
@@ -262,6 +263,8 @@ def evaluate(dataset: str, root: str, method: str, *, split: str = "training", p
     current = C.settings(dataset, root if samples is None else None, split, pass_, method, run.options, device,
                          custom_samples=samples is not None) if out else None
     with GracefulStop() as stop, distributed(backend=collective_backend()) as dist:
+        with shared_check(dist):  # under torchrun a bare "cuda" is this rank's GPU (the cache keeps "cuda")
+            run = replace(run, device=rank_device(device, dist))
         claimed = _claim(out, current, resume, dist)
         outputs = _outputs(out, claimed, panels, save_flows, dist)
         bar = _Progress(n, progress, f"{dataset}:{method}", outputs, dist)

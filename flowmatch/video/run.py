@@ -156,7 +156,7 @@ def video_flow(source: str, out: str, method: str | None = None, *, viz: str | N
     that is the input), FlowFormatError (an unreadable input); KeyboardInterrupt on Ctrl-C and
     workspace.Terminated on SIGTERM, after the pair in flight is finished and temporaries removed.
     """
-    from ..distributed import collective_backend, distributed, gather_objects, shared_failure
+    from ..distributed import collective_backend, distributed, gather_objects, rank_device, shared_check, shared_failure
     from ..methods.registry import best_method, get_method
 
     _check_args(source, out, viz, every, start, end, fmt)
@@ -166,6 +166,8 @@ def video_flow(source: str, out: str, method: str | None = None, *, viz: str | N
         raise MethodUnavailableError(f"method {method!r} cannot run here: {reason}")
     options = dict(options or {})
     with sigterm_as_interrupt(), distributed(backend=collective_backend(device.startswith("cuda"))) as dist:
+        with shared_check(dist):  # under torchrun a bare "cuda" is this rank's GPU (the record keeps "cuda")
+            device = rank_device(device, dist)
         with shared_failure(dist):
             summary = _run_share(source, out, method, options, every, start, end, fmt, resume, device,
                                  None if dist.distributed else viz, viz_max_radius, progress, dist)

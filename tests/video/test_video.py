@@ -143,3 +143,31 @@ def test_frames_are_streamed_not_listed(tmp_path, monkeypatch):
     fake.write_bytes(b"")
     s = video_flow(str(fake), str(tmp_path / "o"), "dis-fast", end=4, progress=False)
     assert s.pairs == 3
+
+
+def test_each_rank_computes_on_the_device_rank_device_gives(clip, tmp_path, monkeypatch):
+    """video_flow (and eval) hand --device through distributed.rank_device (under torchrun a bare
+    "cuda" becomes cuda:LOCAL_RANK) and run the method on what it returns; the record keeps the type."""
+    import importlib
+    import json
+
+    import flowmatch.distributed as D
+    R = importlib.import_module("flowmatch.methods.registry")  # flowmatch.methods is also a function
+    H = importlib.import_module("flowmatch.evaluation.harness")  # before rank_device is patched
+    asked, used = [], []
+    monkeypatch.setattr(D, "rank_device", lambda device, info: asked.append(device) or "cpu")
+    real_flow = R.flow
+    monkeypatch.setattr(R, "flow", lambda *a, device="cpu", **kw: used.append(device) or real_flow(*a, **kw))
+    video_flow(clip[0], str(tmp_path / "v"), "dis-medium", device="cpu:7", end=3, progress=False)
+    assert asked == ["cpu:7"] and used == ["cpu", "cpu"]
+    assert json.load(open(tmp_path / "v" / "video_settings.json"))["settings"]["device"] == "cpu"
+    import layouts  # tests/layouts.py
+
+    monkeypatch.setattr(H, "rank_device", D.rank_device)  # imported by name there
+    asked.clear()
+    used.clear()
+    real_run = H.run_flow
+    monkeypatch.setattr(H, "run_flow", lambda *a, device="cpu", **kw: used.append(device) or real_run(*a, **kw))
+    root = layouts.make_sintel(tmp_path, scenes=("alley_1",), frames=2)
+    H.evaluate("sintel", root, "dis-medium", device="cpu:7", progress=False)
+    assert asked == ["cpu:7"] and used and set(used) == {"cpu"}
