@@ -7,6 +7,7 @@ pair, with held-out real-pair EPE no worse than the presets they replaced.
     .venv/bin/python benchmarks/bench_pipeline.py [--runs 3] [--case alley_1_clean]
     .venv/bin/python benchmarks/bench_pipeline.py --all-pairs            # + mean EPE over all real pairs
     .venv/bin/python benchmarks/bench_pipeline.py --variant old-fast=fast:descriptor_stride=2,pca_dim=32
+    .venv/bin/python benchmarks/bench_pipeline.py --previous           # + the earlier presets, side by side
 
 Part 1 (speed): medians over --runs runs (after one warm-up run each) of wall time and of process CPU
 time on one 1024×436 pair; OpenCV DIS (medium) and DeepFlow (contrib) run in the same process.  The
@@ -32,8 +33,11 @@ import flowmatch  # noqa: E402
 from flowmatch._paths import real_data_dir  # noqa: E402
 from flowmatch.pipelines.patchbatch import patchbatch_flow  # noqa: E402
 
-# The presets before issue 16's retuning are still reachable: the former "accurate" is today's
-# "thorough", the former "fast" is `--variant "previous-fast=accurate:iterations=3"`.
+# Earlier presets are still reachable as variants: the first "accurate" is today's "thorough"; PREVIOUS
+# has the first "fast" and stop 20's two (README "Presets: speed and accuracy").
+_OLD_COARSE = "coarse_factor=4,coarse_window=24,coarse_radius=16"
+PREVIOUS = {"first-fast": f"accurate:iterations=3,{_OLD_COARSE}", "stop20-accurate": f"accurate:{_OLD_COARSE}",
+            "stop20-fast": "fast:downscale=1"}
 
 
 def load_case(name: str):
@@ -69,7 +73,8 @@ def parse_variant(spec: str) -> tuple[str, str, dict]:
 def pipelines(args) -> dict:
     """label -> (preset, options) for every preset of --presets and every --variant."""
     out = {f"patchbatch-{p}": (p, {}) for p in args.presets.split(",") if p}
-    for spec in args.variant:
+    specs = [f"{k}={v}" for k, v in PREVIOUS.items()] if args.previous else []
+    for spec in specs + args.variant:
         name, preset, opts = parse_variant(spec)
         out[name] = (preset, opts)
     if args.descriptor:
@@ -171,6 +176,7 @@ def main() -> None:
                     help="override every pipeline's descriptor kind")
     ap.add_argument("--presets", default="fast,accurate", help="comma-separated presets to run")
     ap.add_argument("--variant", action="append", default=[], help="NAME=PRESET:option=value,... (repeatable)")
+    ap.add_argument("--previous", action="store_true", help="also run the earlier presets (PREVIOUS) as variants")
     ap.add_argument("--all-pairs", action="store_true", help="also score every held-out real pair")
     ap.add_argument("--seeds", default="0,1,2", help="--all-pairs: average each pair's EPE over these seeds")
     ap.add_argument("--skip-speed", action="store_true")

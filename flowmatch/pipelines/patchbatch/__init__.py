@@ -11,7 +11,7 @@ One module per stage, each taking its own config (config.py) and the previous st
   consistency.py    stage 3: forward-backward check -> sparse `Matches`
   interpolation.py  stage 4: edge-aware sparse-to-dense interpolation
   refinement.py     stage 5: DIS local corrections + variational refinement
-  presets.py        PRESETS ("accurate", "fast") and resolve_config
+  presets.py        PRESETS ("accurate", "fast", "thorough") and resolve_config
   pipeline.py       patchbatch_flow: the stages in order, timed
 """
 from __future__ import annotations

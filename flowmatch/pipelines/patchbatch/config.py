@@ -46,7 +46,8 @@ _INTERPOLATION_RULES = {"nn": Int(1, 4096), "coef_kernel": Float(0.0, 1e3), "aff
                         "interpolator": OneOf(INTERPOLATORS)}
 _REFINEMENT_RULES = {"enabled": Bool(), "dis": Bool(), "dis_max_change": Float(0.0, 1e6),
                      "iterations": Int(0, 100), "alpha": Float(0.0, 1e4)}
-_PIPELINE_RULES = {"seed": Int(0, 2**63 - 1), "threads": Int(1, 1024, optional=True)}
+_PIPELINE_RULES = {"seed": Int(0, 2**63 - 1), "threads": Int(1, 1024, optional=True), "downscale": Int(1, 8),
+                   "downscale_min_side": Int(1, 1 << 16)}
 
 
 # "patchbatch": the network; "raw": normalised 9×9 patches; "daisy": scikit-image DAISY;
@@ -150,6 +151,12 @@ class PipelineConfig:
     refinement: RefinementConfig = field(default_factory=RefinementConfig)
     seed: int = 0                  # PatchMatch initialisation and PCA sampling
     threads: int | None = None     # torch threads for the CPU ops while the pipeline runs (None = as is)
+    # Match at 1/downscale of the frame size (descriptors, PatchMatch, check, interpolation), refine
+    # the upsampled flow at full size: ~downscale² less matching work.  The factor is lowered (to 1)
+    # for frames whose shorter side would fall below downscale_min_side px (pipeline.match_size); the
+    # coarse PatchMatch level keeps its size in frame pixels (coarse_factor / k, pipeline.matching_at).
+    downscale: int = 1
+    downscale_min_side: int = 32
 
     def __post_init__(self) -> None:
         _check_fields(self, _PIPELINE_RULES)
@@ -168,7 +175,8 @@ _RENAMED = {("descriptors", "kind"): "descriptor", ("descriptors", "model"): "de
 OPTION_FIELDS: dict[str, tuple[str | None, str]] = {
     **{_RENAMED.get((stage, f.name), f.name): (stage, f.name)
        for stage in STAGES for f in dataclasses.fields(PipelineConfig.__dataclass_fields__[stage].default_factory)},
-    "seed": (None, "seed"), "threads": (None, "threads"),
+    "seed": (None, "seed"), "threads": (None, "threads"), "downscale": (None, "downscale"),
+    "downscale_min_side": (None, "downscale_min_side"),
 }
 
 

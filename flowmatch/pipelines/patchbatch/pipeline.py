@@ -7,20 +7,21 @@ H×W×2 float32, pixels, u then v).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
 import warnings
 from typing import Any
 
-
+import numpy as np
 import torch
 
 from ..._threads import torch_threads
 from ...errors import InputError
 from ...image import as_image
 from ...ops.interpolation import NoMatchesWarning
-from .config import PipelineConfig
+from .config import MatchingConfig, PipelineConfig
 from .consistency import drop_flat, sparse_matches
 from .descriptors import compute_descriptors
 from .frame_cache import FrameCache
@@ -47,6 +48,35 @@ def check_device(device: str | torch.device) -> torch.device:
         if dev.index is not None and dev.index >= count:
             raise InputError(f"device {device!r} asked for, but only {count} CUDA device(s) are visible")
     return dev
+
+
+def match_size(height: int, width: int, downscale: int, min_side: int = 32) -> tuple[int, int, int]:
+    """(h, w, k): the frame size the matching stages run at and the factor actually used, the
+    largest k <= downscale that keeps the shorter side >= min_side px (1 for small frames)."""
+    k = max(1, min(downscale, min(height, width) // max(1, min_side)))
+    return max(1, round(height / k)), max(1, round(width / k)), k
+
+
+def matching_at(cfg: MatchingConfig, k: int) -> MatchingConfig:
+    """The matching settings for frames downscaled k times: the coarse level keeps its size in frame
+    pixels (coarse_factor // k, at least 1), so coarse windows and radii, counted in coarse cells,
+    keep covering the same motion."""
+    return cfg if k == 1 else dataclasses.replace(cfg, coarse_factor=max(1, cfg.coarse_factor // k))
+
+
+def _resize_frame(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    import cv2
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _upsample_flow(flow: np.ndarray, h: int, w: int) -> np.ndarray:
+    """An h0×w0×2 flow resized to h×w, its vectors scaled by the size ratio per axis (x, then y)."""
+    import cv2
+    h0, w0 = flow.shape[:2]
+    out = cv2.resize(np.ascontiguousarray(flow, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= w / w0
+    out[..., 1] *= h / h0
+    return out
 
 
 class _Timer:
@@ -98,7 +128,9 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         cache: a FrameCache of network descriptor fields kept between calls: a frame seen in the
             previous call (a video's shared frame) is not run through the network again.
     Returns:
-        H×W×2 float32 flow (pixels, u then v) [, stages dict].
+        H×W×2 float32 flow (pixels, u then v) [, stages dict: matches, PatchMatch flows and costs (at
+        the matching size when downscale > 1, stages["downscale"] the factor used), the interpolated
+        flow (full size), timings].
     Warns NoMatchesWarning (and returns the refined zero flow) when no match survives the check.
     """
     # value_range: of the frames (flowmatch.image.full_scale), e.g. 255 for float frames in [0, 255]
@@ -111,15 +143,19 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
     names = ["descriptors", "patchmatch", "consistency", "interpolate"] + (["refine"] if cfg.refinement.enabled else [])
     timer = _Timer(verbose, f"patchbatch-{preset if isinstance(preset, str) else 'custom'}", len(names))
     timer.say(f"{a.shape[1]}×{a.shape[0]} on {dev}: {len(names)} stages ({', '.join(names)})")
+    mh, mw, k = match_size(a.shape[0], a.shape[1], cfg.downscale, cfg.downscale_min_side)
+    ma, mb = (a, b) if k == 1 else (_resize_frame(a, mh, mw), _resize_frame(b, mh, mw))
+    if k > 1:
+        timer.say(f"matching at {mw}×{mh} (downscale {k}), refining at {a.shape[1]}×{a.shape[0]}")
     with torch_threads(cfg.threads):
-        da, db = compute_descriptors(a, b, cfg.descriptors, model, seed=cfg.seed, device=dev, cache=cache)
+        da, db = compute_descriptors(ma, mb, cfg.descriptors, model, seed=cfg.seed, device=dev, cache=cache)
         timer.stage("descriptors", f"{tuple(da.shape)} {str(da.dtype).replace('torch.', '')} on {dev}")
-        fab, cab, fba, _ = match_descriptors(da, db, cfg.matching, seed=cfg.seed)
+        fab, cab, fba, _ = match_descriptors(da, db, matching_at(cfg.matching, k), seed=cfg.seed)
         timer.stage("patchmatch", "both directions")
         c = cfg.consistency
         m = sparse_matches(fab, fba, cab, threshold=c.threshold, cost_quantile=c.cost_quantile, step=c.seed_step,
                            scale=float(cfg.descriptors.stride))
-        m = drop_flat(m, a, c.saliency_th)
+        m = drop_flat(m, ma, c.saliency_th)
         n_grid = -(-fab.shape[0] // c.seed_step) * -(-fab.shape[1] // c.seed_step)
         timer.stage("consistency", f"{len(m)} of {n_grid} grid matches kept")
         if len(m) == 0:
@@ -127,7 +163,9 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
                           "refinement of zero flow", NoMatchesWarning, stacklevel=2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NoMatchesWarning)  # already reported above
-            dense = densify(m, a, cfg.interpolation)
+            dense = densify(m, ma, cfg.interpolation)
+        if k > 1:
+            dense = _upsample_flow(dense, a.shape[0], a.shape[1])
         timer.stage("interpolate")
         out = dense
         if cfg.refinement.enabled:
@@ -136,5 +174,6 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         timer.done()
     if return_stages:
         return out, {"matches": m, "flow_ab": fab, "flow_ba": fba, "cost_ab": cab, "interpolated": dense,
-                     "timings": timer.stages, "cpu_timings": timer.cpu, "config": cfg}
+                     "timings": timer.stages, "cpu_timings": timer.cpu, "config": cfg, "downscale": k,
+                     "matching": matching_at(cfg.matching, k)}
     return out

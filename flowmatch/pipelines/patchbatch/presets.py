@@ -11,25 +11,28 @@ from .config import (ConsistencyConfig, DescriptorConfig, InterpolationConfig, M
 # and wall time per 1024×436 pair on 2 cores: README "Presets: speed and accuracy" and
 # benchmarks/bench_pipeline.py --all-pairs.  The network's descriptor with raw patches
 # ("combined") is the measured best descriptor (benchmarks/bench_descriptor_pipeline.py).
-_COARSE_TO_FINE = MatchingConfig(iterations=4, radius=4, window=2, coarse_factor=4, coarse_window=24, coarse_radius=16)
 PRESETS: dict[str, PipelineConfig] = {
-    # descriptors every 2nd pixel (the network too), PCA to 32-D, coarse-to-fine PatchMatch (4 passes), seeds
-    # every 2nd grid pixel, 5 refinement passes: the former "fast" preset with one more PatchMatch pass
-    # (-3 % EPE); ~5× faster than "thorough" at ~1 % higher EPE.
+    # descriptors every 2nd pixel (the network too), PCA to 32-D, coarse-to-fine PatchMatch (4 passes) whose
+    # coarse level pools 2×2 descriptor cells (4 px) and searches ±48 of them, seeds every 2nd grid pixel,
+    # 5 refinement passes.  The 4-px coarse level (was 8 px, ±24 cells) is what beat "thorough": -3 % on the
+    # held-out real pairs, -27 % on a synthetic tuning set (README "Presets: speed and accuracy").
     "accurate": PipelineConfig(
         descriptors=DescriptorConfig(kind="combined", stride=2, pca_dim=32),
-        matching=_COARSE_TO_FINE,
+        matching=MatchingConfig(iterations=4, radius=4, window=2, coarse_factor=2, coarse_window=48, coarse_radius=32),
         consistency=ConsistencyConfig(threshold=0.5, seed_step=2),
         interpolation=InterpolationConfig(nn=64),
         refinement=RefinementConfig(iterations=5)),
-    # as "accurate" but the network runs on every 4th pixel only (upsampled to the 2-px grid, where the
-    # raw patches keep the detail): the network is most of the time.
+    # frames whose shorter side is >= 400 px are matched at half size (the network on every 4th pixel of
+    # that, upsampled to its 2-px grid; an 8-px coarse level) and refined at full size: ~4× less
+    # matching work than "accurate" for the 0.6 s target at 1024×436, at the held-out EPE of the previous
+    # "fast" but visibly less detail on small moving objects (README).
     "fast": PipelineConfig(
         descriptors=DescriptorConfig(kind="combined", stride=2, net_stride=4, pca_dim=32),
-        matching=_COARSE_TO_FINE,
+        matching=MatchingConfig(iterations=4, radius=4, window=2, coarse_factor=4, coarse_window=24, coarse_radius=16),
         consistency=ConsistencyConfig(threshold=0.5, seed_step=2),
         interpolation=InterpolationConfig(nn=64),
-        refinement=RefinementConfig(iterations=5)),
+        refinement=RefinementConfig(iterations=5),
+        downscale=2, downscale_min_side=200),
     # every pixel, full combined descriptors stored as float16, seeds every 4 px, 10 refinement passes:
     # the most accurate and by far the slowest (was the "accurate" preset).
     "thorough": PipelineConfig(

@@ -101,3 +101,32 @@ def test_real_sintel_pair_fast_preset(real_data):
     epe = np.linalg.norm(flow - gt, axis=2)[valid].mean()
     zero = np.linalg.norm(gt, axis=2)[valid].mean()
     assert epe < 0.5 * zero, (epe, zero)
+
+
+def test_match_size_keeps_small_frames_whole():
+    from flowmatch.pipelines.patchbatch.pipeline import match_size
+    assert match_size(436, 1024, 1) == (436, 1024, 1)
+    assert match_size(436, 1024, 2) == (218, 512, 2)
+    assert match_size(437, 1023, 2) == (218, 512, 2)  # rounded, the flow is rescaled per axis
+    assert match_size(96, 128, 4) == (32, 43, 3)      # the largest factor that keeps 32 px
+    assert match_size(63, 500, 2) == (63, 500, 1)
+    assert match_size(436, 1024, 2, 200) == (218, 512, 2) and match_size(384, 512, 2, 200)[2] == 1
+    from flowmatch.pipelines.patchbatch import PRESETS
+    fast = PRESETS["fast"]  # halves Sintel-sized frames, keeps Chairs/KITTI-sized ones whole
+    assert match_size(436, 1024, fast.downscale, fast.downscale_min_side)[2] == 2
+    assert match_size(384, 512, fast.downscale, fast.downscale_min_side)[2] == 1
+
+
+def test_downscaled_matching_recovers_the_motion_at_full_size():
+    """downscale=2 matches at half size (descriptors, PatchMatch, interpolation) and refines at full
+    size: the flow comes back at the frame's size, in its pixels (not the matching size's)."""
+    a, b = _shifted_pair(H=128, W=160, u=6, v=-4)
+    flow, st = patchbatch_flow(a, b, preset="fast", descriptor="raw", downscale=2, downscale_min_side=32,
+                               return_stages=True)
+    assert flow.shape == (128, 160, 2) and st["downscale"] == 2
+    assert st["matching"].coarse_factor == st["config"].matching.coarse_factor // 2  # same coarse cells in px
+    assert st["flow_ab"].shape[:2] == (32, 40)  # half size, descriptors every 2nd pixel
+    err = np.linalg.norm(flow[16:-16, 16:-16] - np.float32([6, -4]), axis=2)
+    assert np.median(err) < 0.25 and np.mean(err) < 0.6
+    with pytest.raises(InputError, match="downscale"):
+        patchbatch_flow(a, b, preset="fast", downscale=0)

@@ -1,0 +1,78 @@
+"""PatchBatch presets and variants on a synthetic tuning set: flying-photos pairs (photos of
+../shared/data/photos, 1024×436, layer motions up to 80 px), clean and Sintel-final-like, with exact flow.
+
+Preset choices are checked here as well as on the held-out real pairs (bench_pipeline.py --all-pairs),
+so that a setting is not picked on the ten real pairs alone; these pairs use photos only, never a real
+evaluation pair.
+
+    .venv/bin/python benchmarks/bench_presets_synthetic.py [--pairs 5] [--presets accurate,fast] \\
+        [--previous] [--variant NAME=PRESET:k=v,...]
+
+Prints mean EPE (px, all pixels) per kind and the mean of the two, with process CPU s per pair (the
+machine may be shared: compare columns of one run).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench_pipeline import PREVIOUS, parse_variant  # noqa: E402
+
+from flowmatch import metrics  # noqa: E402
+from flowmatch.errors import FlowmatchError  # noqa: E402
+
+
+def tuning_pairs(n: int) -> list:
+    """n clean and n final-like flying-photos pairs, fixed seeds (90000+, 91000+: no training run uses them)."""
+    from flowmatch.data.flying_photos import flying_photos_pair
+    from flowmatch.data.photos import PhotoLibrary
+    lib = PhotoLibrary()
+    out = [("clean", flying_photos_pair(lib, seed=90000 + i, height=436, width=1024, max_motion=80.0)) for i in range(n)]
+    out += [("final", flying_photos_pair(lib, seed=91000 + i, height=436, width=1024, max_motion=80.0, final=True))
+            for i in range(n)]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=5, help="pairs of each kind")
+    ap.add_argument("--presets", default="accurate,fast,thorough")
+    ap.add_argument("--previous", action="store_true", help="also the earlier presets (bench_pipeline.PREVIOUS)")
+    ap.add_argument("--variant", action="append", default=[], help="NAME=PRESET:option=value,... (repeatable)")
+    args = ap.parse_args()
+    import torch
+
+    from flowmatch.pipelines.patchbatch import load_descriptor_model, patchbatch_flow
+    torch.set_num_threads(2)
+    try:
+        pairs = tuning_pairs(args.pairs)
+    except FlowmatchError as exc:
+        print(f"bench_presets_synthetic: {exc}", file=sys.stderr)
+        return 1
+    model = load_descriptor_model()
+    specs = [f"patchbatch-{p}={p}" for p in args.presets.split(",") if p]
+    specs += [f"{k}={v}" for k, v in PREVIOUS.items()] if args.previous else []
+    print(f"{2 * args.pairs} flying-photos pairs 1024×436, load average {os.getloadavg()[0]:.1f}\n")
+    print("| pipeline | clean | final-like | mean | cpu s / pair |\n|---|---|---|---|---|")
+    for spec in specs + args.variant:
+        name, preset, opts = parse_variant(spec)
+        epe: dict[str, list[float]] = {}
+        c0 = time.process_time()
+        for kind, p in pairs:
+            flow = patchbatch_flow(p.img1, p.img2, preset=preset, model=model, **opts)
+            epe.setdefault(kind, []).append(metrics.epe(flow, p.flow, p.valid))
+        g = {k: float(np.mean(v)) for k, v in epe.items()}
+        print(f"| {name} | {g['clean']:.3f} | {g['final']:.3f} | **{np.mean(list(g.values())):.3f}** | "
+              f"{(time.process_time() - c0) / len(pairs):.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
