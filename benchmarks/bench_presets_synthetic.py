@@ -2,8 +2,8 @@
 ../shared/data/photos, 1024×436, layer motions up to 80 px), clean and Sintel-final-like, with exact flow.
 
 Preset choices are checked here as well as on the held-out real pairs (bench_pipeline.py --all-pairs),
-so that a setting is not picked on the ten real pairs alone; these pairs use photos only, never a real
-evaluation pair.
+so that a setting is not picked on the ten real pairs alone.  These pairs are made from the training photos
+(fixed seeds), so this is a tuning set, not held-out data; it never contains a real evaluation pair.
 
     .venv/bin/python benchmarks/bench_presets_synthetic.py [--pairs 5] [--presets accurate,fast] \\
         [--previous] [--variant NAME=PRESET:k=v,...]
@@ -30,7 +30,7 @@ from flowmatch.errors import FlowmatchError  # noqa: E402
 
 
 def tuning_pairs(n: int) -> list:
-    """n clean and n final-like flying-photos pairs, fixed seeds (90000+, 91000+: no training run uses them)."""
+    """n clean and n final-like flying-photos pairs with fixed seeds (90000+, 91000+)."""
     from flowmatch.data.flying_photos import flying_photos_pair
     from flowmatch.data.photos import PhotoLibrary
     lib = PhotoLibrary()
