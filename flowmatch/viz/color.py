@@ -56,9 +56,8 @@ def flow_to_color(flow: Any, max_radius: float | None = None, valid: Any = None)
         uint8 H×W×3 RGB image.
     """
     # float32, OpenCV's SIMD angle and magnitude (angle error < 2e-4 rad, a 600th of a wheel step) and
-    # one colour channel at a time: ~2.5× faster than float64 H×W×3 numpy (1024×436: 159 -> ~60 ms),
-    # which made --viz videos
-    # cost more than fast methods' flow.
+    # one colour channel at a time: ~2.5× faster than float64 H×W×3 numpy (1024×436: 159 -> ~60 ms), whose
+    # cost made --viz videos slower than fast methods' flow.
     import cv2
     f = as_flow(flow, "flow", np.float32, nonempty=False)
     u, v = f[..., 0].copy(), f[..., 1].copy()  # contiguous, and ours to zero
