@@ -121,6 +121,9 @@ def _pca_basis(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, vecs[:, -dim:].flip(1).float()
 
 
+_CHUNK = 2048  # rows per GEMM block in combined_pca (2 MiB of 256-D float32)
+
+
 def combined_pca(learned: tuple[torch.Tensor, torch.Tensor], raw: tuple[torch.Tensor, torch.Tensor],
                  factor: int, raw_weight: float, dim: int, samples: int = 20000,
                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,24 +137,38 @@ def combined_pca(learned: tuple[torch.Tensor, torch.Tensor], raw: tuple[torch.Te
     projected where it is.  The basis is fitted on up to `samples` random coarse-grid nodes per
     frame, where up() is exact (deterministic for `seed`).  Returns two h×w×dim float32 fields."""
     wl, wr = (1.0 - raw_weight) ** 0.5, raw_weight ** 0.5
-    units = [d.float() / (d.float().norm(dim=-1, keepdim=True) + 1e-6) for d in learned]
-    D = units[0].shape[-1]
+    flats = [d.reshape(-1, d.shape[-1]).float() for d in learned]
+    # 1/|l| per node: the unit field l/|l| is never built (projecting first and scaling the 32-D result
+    # is the same product and saves two passes over the largest array of the stage)
+    inv = [f.norm(dim=-1).add_(1e-6).reciprocal_() for f in flats]
+    D, K = flats[0].shape[-1], raw[0].shape[-1]
     g = torch.Generator().manual_seed(seed)
-    rows = []
-    for u, r in zip(units, raw):
-        hn, wn = u.shape[:2]
-        idx = torch.randint(0, hn * wn, (min(samples, hn * wn),), generator=g).to(u.device)
-        yi, xi = idx // wn, idx % wn
-        rows.append(torch.cat([wl * u[yi, xi], wr * r[yi * factor, xi * factor].float()], -1))
-    mean, basis = _pca_basis(torch.cat(rows), dim)
+    picks = []
+    for d in learned:
+        n = d.shape[0] * d.shape[1]
+        picks.append(torch.randint(0, n, (min(samples, n),), generator=g).to(d.device))
+    rows = torch.empty(sum(len(i) for i in picks), D + K, device=flats[0].device)
+    o = 0
+    for f, s, r, d, idx in zip(flats, inv, raw, learned, picks):
+        wn = d.shape[1]
+        # the raw node under coarse node (y, x) is (y·factor, x·factor) on raw's grid
+        ridx = (idx // wn) * factor * r.shape[1] + (idx % wn) * factor
+        block = rows[o:o + len(idx)]
+        torch.mul(f.index_select(0, idx), (s.index_select(0, idx) * wl)[:, None], out=block[:, :D])
+        torch.mul(r.reshape(-1, K).index_select(0, ridx).float(), wr, out=block[:, D:])
+        o += len(idx)
+    mean, basis = _pca_basis(rows, dim)
     bl, br = basis[:D] * wl, basis[D:] * wr
     shift = -(mean @ basis)
     out = []
-    for u, r in zip(units, raw):
+    for f, s, r, d in zip(flats, inv, raw, learned):
         h, w = r.shape[:2]
-        low = (u.reshape(-1, D) @ bl).reshape(*u.shape[:2], dim)
-        field = torch.addmm(shift, r.reshape(-1, r.shape[-1]).float(), br).reshape(h, w, dim)
-        out.append(field.add_(upsample_field(low, factor, (h, w))))
+        low = torch.empty(f.shape[0], dim, device=f.device)
+        for c0 in range(0, f.shape[0], _CHUNK):  # cache-sized row blocks: each block is read once
+            torch.mm(f[c0:c0 + _CHUNK], bl, out=low[c0:c0 + _CHUNK])
+        low.mul_(s[:, None])
+        field = torch.addmm(shift, r.reshape(-1, K).float(), br).reshape(h, w, dim)
+        out.append(field.add_(upsample_field(low.reshape(*d.shape[:2], dim), factor, (h, w))))
     return out[0], out[1]
 
 

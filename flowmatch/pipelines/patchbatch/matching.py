@@ -16,7 +16,14 @@ def pool_descriptors(desc: torch.Tensor, factor: int) -> torch.Tensor:
     rows = torch.arange(Hc * factor, device=desc.device).clamp_(max=H - 1)
     cols = torch.arange(Wc * factor, device=desc.device).clamp_(max=W - 1)
     x = desc if (Hc * factor == H and Wc * factor == W) else desc[rows][:, cols]
-    return x.float().reshape(Hc, factor, Wc, factor, D).mean((1, 3)).contiguous()
+    x = x.reshape(Hc, factor, Wc, factor, D)
+    # the f² phases added as strided views: torch's mean over dims (1, 3) of this layout was ~10× slower
+    out = torch.empty(Hc, Wc, D, device=desc.device).copy_(x[:, 0, :, 0])
+    for i in range(factor):
+        for j in range(factor):
+            if i or j:
+                out.add_(x[:, i, :, j])
+    return out.mul_(1.0 / (factor * factor))
 
 
 def match_one_way(da: torch.Tensor, db: torch.Tensor, cfg: MatchingConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -130,3 +130,29 @@ def test_downscaled_matching_recovers_the_motion_at_full_size():
     assert np.median(err) < 0.25 and np.mean(err) < 0.6
     with pytest.raises(InputError, match="downscale"):
         patchbatch_flow(a, b, preset="fast", downscale=0)
+
+
+@pytest.mark.parametrize("shape,factor", [((12, 16, 5), 2), ((13, 11, 3), 4), ((7, 9, 2), 3), ((4, 6, 3), 1)])
+def test_pool_descriptors_is_the_cell_mean_with_repeated_edges(shape, factor):
+    """The coarse PatchMatch level's pooling against a float64 loop over cells; partial edge cells
+    repeat the last row/column, and half input gives a float32 field."""
+    import torch
+
+    from flowmatch.pipelines.patchbatch.matching import pool_descriptors
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(factor))
+    H, W, D = shape
+    Hc, Wc = -(-H // factor), -(-W // factor)
+    ref = np.zeros((Hc, Wc, D))
+    xd = x.double().numpy()
+    for i in range(Hc):
+        for j in range(Wc):
+            cells = [xd[min(i * factor + a, H - 1), min(j * factor + b, W - 1)]
+                     for a in range(factor) for b in range(factor)]
+            ref[i, j] = np.mean(cells, axis=0)
+    out = pool_descriptors(x, factor)
+    assert out.dtype == torch.float32 and out.shape == (Hc, Wc, D) and out.is_contiguous()
+    np.testing.assert_allclose(out.numpy(), ref, atol=1e-6)
+    half = pool_descriptors(x.half(), factor)
+    assert half.dtype == torch.float32
+    np.testing.assert_allclose(half.numpy(), ref, atol=2e-3)
