@@ -9,7 +9,9 @@ pairs/s (flow calls on frames already in memory, nothing written).
 For each size and method, a procedural H.264 clip (write_test_video) of P+1 frames is written once
 (P from one timed pair: about 4 s of flow, 2 to 120 pairs);
 each run then measures, back to back so that both see the same machine load:
-  pairs/s  P flow calls on the clip's frames, decoded beforehand (the method alone);
+  pairs/s  P flow calls on the clip's frames, decoded beforehand, one after another (the method alone);
+  W at once  for methods that `flowmatch video` runs W pairs at a time (Method.video_workers: OpenCV's),
+           the same P calls from W threads, nothing decoded or written: the ceiling of that design;
   video    video_flow(clip, fresh folder): wall time of the whole call (ffmpeg start, settings
            record, decoding, flow, .flo writes with fsync) -> P / seconds;
   +viz     the same with the side-by-side visualisation video encoded as well.
@@ -31,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import flowmatch  # noqa: E402
 from flowmatch.methods.registry import get_method  # noqa: E402
 from flowmatch.video import frame_source, video_flow, write_test_video  # noqa: E402
+from flowmatch.video.run import default_workers  # noqa: E402
 
 TARGET_S = 4.0     # seconds of flow per measurement: the clip has ~TARGET_S × pairs/s pairs ...
 MIN_PAIRS, MAX_PAIRS = 2, 120   # ... within these bounds (the slow methods get 2)
@@ -43,6 +46,15 @@ def method_pairs_per_s(frames: list, method: str) -> float:
     for a, b in zip(frames[:-1], frames[1:]):
         flowmatch.flow(a, b, method=method)
     return (len(frames) - 1) / (time.perf_counter() - t0)
+
+
+def method_pairs_per_s_at_once(frames: list, method: str, workers: int) -> float:
+    from concurrent.futures import ThreadPoolExecutor
+    pairs = list(zip(frames[:-1], frames[1:]))
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(lambda p: flowmatch.flow(p[0], p[1], method=method), pairs))
+    return len(pairs) / (time.perf_counter() - t0)
 
 
 def video_frames_per_s(clip: str, method: str, work: str, viz: bool) -> float:
@@ -89,25 +101,31 @@ def main() -> int:
                 _, it = frame_source(clip)
                 frames = list(it)
                 viz = not args.no_viz and per_pair < VIZ_BELOW_S
-                cols: dict[str, list[float]] = {"pairs": [], "video": [], "viz": []}
+                workers = default_workers(method)
+                cols: dict[str, list[float]] = {"pairs": [], "at_once": [], "video": [], "viz": []}
                 for _ in range(args.runs):
                     cols["pairs"].append(method_pairs_per_s(frames, method))
+                    if workers > 1:
+                        cols["at_once"].append(method_pairs_per_s_at_once(frames, method, workers))
                     cols["video"].append(video_frames_per_s(clip, method, work, viz=False))
                     if viz:
                         cols["viz"].append(video_frames_per_s(clip, method, work, viz=True))
                 med = {k: statistics.median(v) if v else float("nan") for k, v in cols.items()}
-                rows.append((f"{w}×{h}", method, n, med))
-                print(f"  {w}×{h} {method:20s} pairs/s {med['pairs']:7.2f}  video {med['video']:7.2f} "
+                rows.append((f"{w}×{h}", method, n, workers, med))
+                print(f"  {w}×{h} {method:20s} pairs/s {med['pairs']:7.2f}  {workers} at once {med['at_once']:7.2f}  video {med['video']:7.2f} "
                       f"({med['video'] / med['pairs']:.0%})  +viz {med['viz']:7.2f} "
                       f"({med['viz'] / med['pairs']:.0%})   runs: " +
                       " | ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(cols['pairs'], cols['video'])), flush=True)
     load1 = os.getloadavg()[0]
     print(f"\nload average (1 min): {load0:.1f} at the start, {load1:.1f} at the end ({os.cpu_count()} CPUs)\n")
-    print("| size | method | pairs | method pairs/s | video frames/s | video / method | video + viz frames/s | + viz / method |")
-    print("|---|---|---|---|---|---|---|---|")
-    for size, method, n, m in rows:
+    print("| size | method | pairs | method pairs/s | pairs at once: pairs/s | video frames/s | video / method "
+          "| video + viz frames/s | + viz / method |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size, method, n, workers, m in rows:
         viz = "— | —" if m["viz"] != m["viz"] else f"{m['viz']:.2f} | {m['viz'] / m['pairs']:.0%}"
-        print(f"| {size} | {method} | {n} | {m['pairs']:.2f} | {m['video']:.2f} | {m['video'] / m['pairs']:.0%} | {viz} |")
+        once = "1 (video runs one pair at a time)" if workers == 1 else f"{workers}: {m['at_once']:.2f}"
+        print(f"| {size} | {method} | {n} | {m['pairs']:.2f} | {once} | {m['video']:.2f} | "
+              f"{m['video'] / m['pairs']:.0%} | {viz} |")
     return 0
 
 

@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip pairs whose flow file already exists (the folder's settings must match)")
     p.add_argument("--viz-max", type=float, help="flow magnitude (px) shown at full colour (default: per frame)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, help="pairs computed at once (default: the method's choice, 2 for "
+                   "OpenCV's methods on a multi-core CPU, else 1); the files are the same for any value")
     add_method_arguments(p)
     p.set_defaults(func=run)
 
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         s = video_flow(args.input, args.out, args.method, viz=args.viz, every=args.every, start=args.start,
                        end=args.end, fmt=args.fmt, resume=args.resume, device=args.device,
-                       options=parse_options(args.option), viz_max_radius=args.viz_max, progress=not args.quiet)
+                       options=parse_options(args.option), viz_max_radius=args.viz_max, progress=not args.quiet,
+                       workers=args.workers)
     except Terminated:
         print("flowmatch video: terminated (SIGTERM); the finished flow files are kept, run again with --resume",
               file=sys.stderr)

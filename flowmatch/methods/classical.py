@@ -287,13 +287,13 @@ def _defaults(fn: Any) -> dict[str, Any]:
 for _preset, _desc in (("ultrafast", "fastest, coarsest"), ("fast", "fast"), ("medium", "slower, finer")):
     _fn = _make_dis(_preset)
     register(Method(name=f"dis-{_preset}", run=_fn, check=_need_cv2, defaults=_defaults(_fn), options=DIS_OPTIONS,
-                    description=f"OpenCV DIS optical flow, preset {_preset} ({_desc}); CPU"))
+                    video_workers=3, description=f"OpenCV DIS optical flow, preset {_preset} ({_desc}); CPU"))
 
 register(Method(name="farneback", run=_farneback, check=_need_cv2, defaults=_defaults(_farneback),
-                options=FARNEBACK_OPTIONS,
+                options=FARNEBACK_OPTIONS, video_workers=2,
                 description="OpenCV Farneback polynomial-expansion flow; CPU"))
 register(Method(name="deepflow", run=_deepflow, check=_need_contrib, defaults=_defaults(_deepflow),
-                options=DEEPFLOW_OPTIONS,
+                options=DEEPFLOW_OPTIONS, video_workers=2,
                 description="DeepFlow variational flow (cv2.optflow, opencv-contrib); CPU, slow"))
 register(Method(name="dualtvl1", run=_dualtvl1, check=_need_contrib, defaults=_defaults(_dualtvl1),
                 options=DUALTVL1_OPTIONS,

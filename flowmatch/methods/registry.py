@@ -52,6 +52,11 @@ class Method:
     defaults: dict[str, Any] = field(default_factory=dict)
     # Type and range of every option (flowmatch.methods.options): checked before `run` is called.
     options: dict[str, Any] = field(default_factory=dict)
+    # Pairs `flowmatch video` computes at once on a multi-core CPU (video.run.default_workers): >1 only
+    # for thread-safe methods whose single call leaves cores idle (OpenCV's DIS keeps ~1.8 of 2 cores
+    # busy, DeepFlow one; pairs at once give DIS 1.1-1.5x its pairs/s here, identical flows).  Torch
+    # methods keep 1: one call already uses every core, and the intra-op thread count is process-wide.
+    video_workers: int = 1
 
     def unavailable_reason(self) -> str | None:
         return self.check() if self.check is not None else None

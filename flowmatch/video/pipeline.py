@@ -1,8 +1,9 @@
 """The three overlapped stages of `flowmatch video`: decode | flow | write.
 
 Decoding (ffmpeg through a pipe) runs in one thread, the flow method in the calling thread (so that
-Ctrl-C and SIGTERM land there, between two pairs), writing (flow files, the visualisation video) in a
-third; bounded queues of `depth` items between them keep memory constant.  OpenCV, torch, numpy and
+Ctrl-C and SIGTERM land there, between two pairs) or, for methods that allow it, in a few threads
+that the calling thread waits on in order, writing (flow files, the visualisation video) in
+another thread; bounded queues of `depth` items between them keep memory constant.  OpenCV, torch, numpy and
 file writes release the GIL, so the stages overlap on separate cores.
 """
 from __future__ import annotations
@@ -11,6 +12,8 @@ import contextlib
 import os
 import queue
 import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -95,10 +98,16 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event | None, reader: _Threa
             continue
 
 
-def overlapped(produce: Iterable[T], work: Callable[[T], U], consume: Callable[[U], None], depth: int = 2) -> None:
-    """For each item of `produce` (iterated in a thread), work(item) here, consume(result) in another
-    thread.  Errors of any stage are raised here.  When work raises (or Ctrl-C arrives), results
-    already handed over are still consumed, then the error propagates; the producer is closed."""
+def overlapped(produce: Iterable[T], work: Callable[[T], U], consume: Callable[[U], None], depth: int = 2,
+               workers: int = 1) -> None:
+    """For each item of `produce` (iterated in a thread), work(item), then consume(result) in another
+    thread, in the order of `produce`.  Errors of any stage are raised here.  When work raises (or
+    Ctrl-C arrives), results already computed are still consumed, then the error propagates; the
+    producer is closed.
+
+    workers: items worked on at once.  1: in the calling thread.  More: in that many threads, the
+    calling thread waiting on them in order (so Ctrl-C still lands there; the pairs in flight are
+    finished first) -- for thread-safe work whose single call leaves cores idle."""
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(depth)
     q_out: queue.Queue = queue.Queue(depth)
@@ -125,24 +134,31 @@ def overlapped(produce: Iterable[T], work: Callable[[T], U], consume: Callable[[
                 return
             consume(item)
 
+    def next_item() -> Any:
+        """The next produced item, or an _End (the producer's, or one because the writer died)."""
+        while True:
+            try:
+                return q_in.get(timeout=_POLL_S)
+            except queue.Empty:
+                if not cons.is_alive():
+                    return _End()  # the writer failed: its error is raised below
+                continue
+
     prod, cons = _Thread(producer, "video-decode"), _Thread(consumer, "video-write")
     prod.start()
     cons.start()
     try:
-        while True:
-            try:
-                item = q_in.get(timeout=_POLL_S)
-            except queue.Empty:
-                if not cons.is_alive():
-                    break  # the writer failed: its error is raised below
-                continue
-            if isinstance(item, _End):
-                if item.error is not None:
-                    raise item.error
-                break
-            result = work(item)
-            if not _put(q_out, result, None, cons):
-                break
+        if workers <= 1:
+            while True:
+                item = next_item()
+                if isinstance(item, _End):
+                    if item.error is not None:
+                        raise item.error
+                    break
+                if not _put(q_out, work(item), None, cons):
+                    break
+        else:
+            _work_in_threads(next_item, work, lambda r: _put(q_out, r, None, cons), workers)
     finally:
         stop.set()
         _put(q_out, _End(), None, cons)  # the writer finishes what it was given, then ends
@@ -150,6 +166,48 @@ def overlapped(produce: Iterable[T], work: Callable[[T], U], consume: Callable[[
         prod.join(timeout=10)
     if cons.error is not None:
         raise cons.error
+
+
+def _work_in_threads(next_item: Callable[[], Any], work: Callable[[Any], Any], hand_over: Callable[[Any], bool],
+                     workers: int) -> None:
+    """`overlapped`'s worker pool: up to `workers` items in flight, results handed over in order."""
+    pending: deque = deque()
+    error: BaseException | None = None
+    ex = ThreadPoolExecutor(workers, thread_name_prefix="video-flow")
+    try:
+        ended = False
+        while True:
+            while not ended and len(pending) < workers:
+                item = next_item()
+                if isinstance(item, _End):
+                    ended, error = True, item.error
+                else:
+                    pending.append(ex.submit(work, item))
+            if not pending:
+                break
+            head = pending[0]
+            while True:  # short waits: Ctrl-C / SIGTERM are raised in this thread between them
+                try:
+                    result = head.result(timeout=_POLL_S)
+                    break
+                except TimeoutError:
+                    continue
+            pending.popleft()
+            if not hand_over(result):
+                break
+    except BaseException as exc:  # a work error, Ctrl-C or SIGTERM: finish the pairs in flight first
+        error = exc
+        done = []
+        for fut in pending:
+            with contextlib.suppress(BaseException):
+                done.append(fut.result())
+        for result in done:  # results computed before the error are still written
+            if not hand_over(result):
+                break
+    finally:
+        ex.shutdown(wait=True)
+    if error is not None:
+        raise error
 
 
 class VizWriter:

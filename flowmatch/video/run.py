@@ -48,6 +48,14 @@ def flow_path(out: str, index: int, fmt: str) -> str:
     return os.path.join(out, f"flow_{index:06d}.{fmt}")
 
 
+def default_workers(method: str) -> int:
+    """Pairs `video_flow` computes at once for `method` by default: its `video_workers` on a multi-core
+    CPU (one more than the cores at most: a pair in flight while another waits on its pool), else 1."""
+    from ..methods.registry import get_method
+    cores = os.cpu_count() or 1
+    return 1 if cores == 1 else max(1, min(get_method(method).video_workers, cores + 1))
+
+
 def _check_args(source: str, out: str, viz: str | None, every: int, start: int, end: int | None, fmt: str) -> None:
     if every < 1:
         raise InputError(f"--every must be at least 1, got {every}")
@@ -87,7 +95,7 @@ def _share(dist: Any, n: int | None) -> tuple[Callable[[int], bool], int | None,
 
 
 def _process(pairs: Any, out: str, fmt: str, resume: bool, run: tuple[str, str, dict[str, Any]],
-             viz_to: tuple | None, ws: Workspace, summary: VideoSummary, bar: Progress) -> None:
+             viz_to: tuple | None, ws: Workspace, summary: VideoSummary, bar: Progress, workers: int = 1) -> None:
     """Flow (or the existing file, on resume) for each pair, written by the writer thread."""
     from .. import io
     from ..methods.registry import flow as run_flow
@@ -124,7 +132,7 @@ def _process(pairs: Any, out: str, fmt: str, resume: bool, run: tuple[str, str, 
 
     ok = False
     try:
-        overlapped(pairs, work, write)
+        overlapped(pairs, work, write, depth=max(2, workers), workers=workers)
         ok = True
     finally:
         if writer:
@@ -136,7 +144,7 @@ def _process(pairs: Any, out: str, fmt: str, resume: bool, run: tuple[str, str, 
 def video_flow(source: str, out: str, method: str | None = None, *, viz: str | None = None, every: int = 1,
                start: int = 0, end: int | None = None, fmt: str = "flo", resume: bool = False,
                device: str = "cpu", options: dict[str, Any] | None = None, viz_max_radius: float | None = None,
-               progress: bool = True) -> VideoSummary:
+               progress: bool = True, workers: int | None = None) -> VideoSummary:
     """Compute and write the flow between consecutive used frames of `source`.
 
     Args:
@@ -150,6 +158,8 @@ def video_flow(source: str, out: str, method: str | None = None, *, viz: str | N
         fmt: "flo" or "png" (KITTI 16-bit).
         resume: skip pairs whose flow file exists already (the folder's settings must match).
         viz_max_radius: flow magnitude (px) of full colour saturation; None = per frame.
+        workers: pairs computed at once (None: `default_workers(method)`);
+            the files are the same for any value.
     Returns a VideoSummary (on every rank under torchrun; rank 0's covers the whole job).  Flow files
     hold H×W×2 float32 pixels, x (u) first.
     Raises InputError (bad arguments, a folder of other settings), OutputConflictError (an output
@@ -165,12 +175,16 @@ def video_flow(source: str, out: str, method: str | None = None, *, viz: str | N
     if reason is not None:
         raise MethodUnavailableError(f"method {method!r} cannot run here: {reason}")
     options = dict(options or {})
+    if workers is None:
+        workers = default_workers(method)
+    elif isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise InputError(f"workers must be an integer from 1 to 64, got {workers!r}")
     with sigterm_as_interrupt(), distributed(backend=collective_backend(device.startswith("cuda"))) as dist:
         with shared_check(dist):  # under torchrun a bare "cuda" is this rank's GPU (the record keeps "cuda")
             device = rank_device(device, dist)
         with shared_failure(dist):
             summary = _run_share(source, out, method, options, every, start, end, fmt, resume, device,
-                                 None if dist.distributed else viz, viz_max_radius, progress, dist)
+                                 None if dist.distributed else viz, viz_max_radius, progress, dist, workers)
         parts = gather_objects(summary, dist)
     if dist.distributed:
         summary = _merge(parts)
@@ -203,7 +217,7 @@ def _merge(parts: list[VideoSummary]) -> VideoSummary:
 
 def _run_share(source: str, out: str, method: str, options: dict[str, Any], every: int, start: int,
                end: int | None, fmt: str, resume: bool, device: str, viz: str | None,
-               viz_max_radius: float | None, progress: bool, dist: Any) -> VideoSummary:
+               viz_max_radius: float | None, progress: bool, dist: Any, workers: int = 1) -> VideoSummary:
     """This process's share of the pairs (all of them when `dist` is None or a single process)."""
     meta, frames = frame_source(source)
     n = _pair_count(meta["frames"], start, end, every)
@@ -225,7 +239,7 @@ def _run_share(source: str, out: str, method: str, options: dict[str, Any], ever
         t0 = time.perf_counter()
         try:
             pairs = pairs_of(frames, start, end, every, wanted, last, stats)
-            _process(pairs, out, fmt, resume, (method, device, options), viz_to, ws, summary, bar)
+            _process(pairs, out, fmt, resume, (method, device, options), viz_to, ws, summary, bar, workers)
         finally:
             bar.close()
             with contextlib.suppress(ValueError):  # ValueError: still running in a decoder that did not stop

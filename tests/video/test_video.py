@@ -171,3 +171,87 @@ def test_each_rank_computes_on_the_device_rank_device_gives(clip, tmp_path, monk
     root = layouts.make_sintel(tmp_path, scenes=("alley_1",), frames=2)
     H.evaluate("sintel", root, "dis-medium", device="cpu:7", progress=False)
     assert asked == ["cpu:7"] and used and set(used) == {"cpu"}
+
+
+# --- pairs at once (Method.video_workers) ---------------------------------------------------------------
+
+def test_pairs_at_once_write_the_same_files_as_one_at_a_time(tmp_path):
+    from flowmatch.methods import get_method
+    from flowmatch.video.run import default_workers
+    path = str(tmp_path / "c.mp4")
+    write_test_video(path, frames=12, height=72, width=96, motion=MOTION, seed=5)
+    assert get_method("dis-medium").video_workers > 1 and get_method("patchbatch-fast").video_workers == 1
+    assert default_workers("dis-medium") == (1 if (os.cpu_count() or 1) == 1 else 3)
+    one = video_flow(path, str(tmp_path / "one"), "dis-medium", workers=1, progress=False)
+    many = video_flow(path, str(tmp_path / "many"), "dis-medium", workers=4, progress=False)
+    assert [os.path.basename(p) for p in many.outputs] == [f"flow_{i:06d}.flo" for i in range(11)]
+    for a, b in zip(one.outputs, many.outputs):
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            assert fa.read() == fb.read(), b
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(InputError, match="workers"):
+            video_flow(path, str(tmp_path / "bad"), "dis-medium", workers=bad, progress=False)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_overlapped_keeps_order_and_writes_what_was_computed_before_an_error(workers):
+    import random
+    from flowmatch.video.pipeline import overlapped
+    rnd = random.Random(0)
+
+    def work(k):
+        time.sleep(rnd.random() * 0.01)  # items finish out of order in the pool
+        if k == 7:
+            raise ValueError("pair 7 failed")
+        return k
+
+    got = []
+    with pytest.raises(ValueError, match="pair 7"):
+        overlapped(iter(range(20)), work, got.append, workers=workers)
+    # everything before the failure, in order; with a pool, pairs in flight after it may be written too
+    assert got[:7] == list(range(7)) and 7 not in got and got == sorted(got) and max(got) < 7 + workers
+    got.clear()
+    def slow_echo(k):
+        time.sleep(rnd.random() * 0.002)
+        return k
+
+    overlapped(iter(range(50)), slow_echo, got.append, workers=workers)
+    assert got == list(range(50))
+
+    def bad_source():
+        yield 0
+        yield 1
+        raise OSError("decoder died")
+
+    got.clear()
+    with pytest.raises(OSError, match="decoder died"):
+        overlapped(bad_source(), lambda k: k, got.append, workers=workers)
+    assert got == [0, 1]
+
+
+def test_sigterm_with_pairs_at_once_keeps_complete_files_and_resumes(tmp_path):
+    path = str(tmp_path / "long.mp4")
+    write_test_video(path, frames=200, height=120, width=160, motion=MOTION, seed=4)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "flowmatch", "video", path, "--out", str(out), "--method", "dis-medium",
+           "--workers", "3", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if out.is_dir() and len([f for f in os.listdir(out) if f.endswith(".flo") and not f.startswith(".")]) >= 5:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    done = sorted(f for f in os.listdir(out) if f.endswith(".flo") and not f.startswith("."))
+    assert proc.returncode == 143  # EXIT_TERMINATED
+    assert "terminated" in err and "Traceback" not in err, err
+    assert 5 <= len(done) < 199, f"SIGTERM should land mid-run, found {len(done)} files"
+    assert not [f for f in os.listdir(out) if f.startswith(".") and "tmp" in f]
+    r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ref = video_flow(path, str(tmp_path / "ref"), "dis-medium", workers=1, progress=False)
+    assert sorted(os.listdir(out)) == sorted([os.path.basename(p) for p in ref.outputs] + ["video_settings.json"])
+    for p in ref.outputs:
+        with open(p, "rb") as a, open(out / os.path.basename(p), "rb") as b:
+            assert a.read() == b.read(), p
