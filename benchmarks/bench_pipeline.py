@@ -34,10 +34,11 @@ from flowmatch._paths import real_data_dir  # noqa: E402
 from flowmatch.pipelines.patchbatch import patchbatch_flow  # noqa: E402
 
 # Earlier presets are still reachable as variants: the first "accurate" is today's "thorough"; PREVIOUS
-# has the first "fast" and stop 20's two (README "Presets: speed and accuracy").
+# has the first "fast" and stop 20's two (README "Presets: speed and accuracy"); stop 23 moved fast to
+# PCA 48 (stop 20's fast had 32).
 _OLD_COARSE = "coarse_factor=4,coarse_window=24,coarse_radius=16"
 PREVIOUS = {"first-fast": f"accurate:iterations=3,{_OLD_COARSE}", "stop20-accurate": f"accurate:{_OLD_COARSE}",
-            "stop20-fast": "fast:downscale=1"}
+            "stop20-fast": "fast:downscale=1,pca_dim=32"}
 
 
 def load_case(name: str):

@@ -133,7 +133,9 @@ class RefinementConfig:
     """Stage 5: DIS local corrections, then variational refinement."""
     enabled: bool = True           # run this stage at all
     dis: bool = True               # let OpenCV DIS (medium) refine from the interpolated flow...
-    dis_max_change: float = 4.0    # ...keeping its result only where it moves the flow by less than this (px)
+    # ...keeping its result only where it moves the flow by less than this (px; × the downscale factor
+    # when matching ran at reduced size, pipeline.refinement_at)
+    dis_max_change: float = 4.0
     iterations: int = 5            # fixed-point iterations of the variational refinement
     alpha: float = 20.0            # smoothness weight of the variational refinement
 

@@ -21,7 +21,7 @@ from ..._threads import torch_threads
 from ...errors import InputError
 from ...image import as_image
 from ...ops.interpolation import NoMatchesWarning
-from .config import MatchingConfig, PipelineConfig
+from .config import MatchingConfig, PipelineConfig, RefinementConfig
 from .consistency import drop_flat, sparse_matches
 from .descriptors import compute_descriptors
 from .frame_cache import FrameCache
@@ -62,6 +62,12 @@ def matching_at(cfg: MatchingConfig, k: int) -> MatchingConfig:
     pixels (coarse_factor // k, at least 1), so coarse windows and radii, counted in coarse cells,
     keep covering the same motion."""
     return cfg if k == 1 else dataclasses.replace(cfg, coarse_factor=max(1, cfg.coarse_factor // k))
+
+
+def refinement_at(cfg: RefinementConfig, k: int) -> RefinementConfig:
+    """The refinement settings after matching at 1/k size: DIS may move the flow k times as far
+    (dis_max_change × k), since the matched flow is k times coarser in frame pixels."""
+    return cfg if k == 1 else dataclasses.replace(cfg, dis_max_change=cfg.dis_max_change * k)
 
 
 def _resize_frame(img: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -169,11 +175,11 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         timer.stage("interpolate")
         out = dense
         if cfg.refinement.enabled:
-            out = refine(dense, a, b, cfg.refinement)
+            out = refine(dense, a, b, refinement_at(cfg.refinement, k))
             timer.stage("refine")
         timer.done()
     if return_stages:
         return out, {"matches": m, "flow_ab": fab, "flow_ba": fba, "cost_ab": cab, "interpolated": dense,
                      "timings": timer.stages, "cpu_timings": timer.cpu, "config": cfg, "downscale": k,
-                     "matching": matching_at(cfg.matching, k)}
+                     "matching": matching_at(cfg.matching, k), "refinement": refinement_at(cfg.refinement, k)}
     return out

@@ -23,11 +23,12 @@ PRESETS: dict[str, PipelineConfig] = {
         interpolation=InterpolationConfig(nn=64),
         refinement=RefinementConfig(iterations=5)),
     # frames whose shorter side is >= 400 px are matched at half size (the network on every 4th pixel of
-    # that, upsampled to its 2-px grid; an 8-px coarse level) and refined at full size: ~4× less
-    # matching work than "accurate" for the 0.6 s target at 1024×436, at the held-out EPE of the previous
-    # "fast" but visibly less detail on small moving objects (README).
+    # that, upsampled to its 2-px grid; an 8-px coarse level) and refined at full size, where DIS may
+    # move the flow twice as far (pipeline.refinement_at): ~4× less matching work than "accurate" for
+    # the 0.6 s target at 1024×436.  PCA 48 (not 32): -7 % held-out EPE for ~0.01 s.  Held-out EPE
+    # below the first "fast", but less detail on small moving objects (synthetic set; README).
     "fast": PipelineConfig(
-        descriptors=DescriptorConfig(kind="combined", stride=2, net_stride=4, pca_dim=32),
+        descriptors=DescriptorConfig(kind="combined", stride=2, net_stride=4, pca_dim=48),
         matching=MatchingConfig(iterations=4, radius=4, window=2, coarse_factor=4, coarse_window=24, coarse_radius=16),
         consistency=ConsistencyConfig(threshold=0.5, seed_step=2),
         interpolation=InterpolationConfig(nn=64),

@@ -128,6 +128,13 @@ def test_downscaled_matching_recovers_the_motion_at_full_size():
     assert st["flow_ab"].shape[:2] == (32, 40)  # half size, descriptors every 2nd pixel
     err = np.linalg.norm(flow[16:-16, 16:-16] - np.float32([6, -4]), axis=2)
     assert np.median(err) < 0.25 and np.mean(err) < 0.6
+    # the refinement ran at full size with the DIS allowance scaled by the factor (matches 2x coarser)
+    from flowmatch.image import as_image
+    from flowmatch.pipelines.patchbatch.refinement import refine
+    cfg = st["config"].refinement
+    assert st["refinement"].dis_max_change == 2 * cfg.dis_max_change
+    again = refine(st["interpolated"], as_image(a, "a"), as_image(b, "b"), st["refinement"])
+    np.testing.assert_array_equal(flow, again)
     with pytest.raises(InputError, match="downscale"):
         patchbatch_flow(a, b, preset="fast", downscale=0)
 
