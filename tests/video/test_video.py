@@ -98,6 +98,18 @@ def test_bad_video_inputs_raise_named_errors(clip, tmp_path):
     assert r.returncode == 1 and "cannot read video" in r.stderr and "Traceback" not in r.stderr
 
 
+def _finished_flows(out) -> list[str]:
+    """The renamed (complete) flow files in `out`; temporaries (".flow_….tmp.flo") are not finished files."""
+    return sorted(f for f in os.listdir(out) if f.endswith(".flo") and not f.startswith(".")) if out.is_dir() else []
+
+
+def _wait_for_flows(proc, out, n: int, poll_s: float) -> None:
+    """Wait (up to 120 s) until `out` holds n finished flow files or `proc` has ended."""
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(_finished_flows(out)) < n:
+        time.sleep(poll_s)
+
+
 def test_killed_then_resumed_run_gives_the_same_files(tmp_path):
     path = str(tmp_path / "long.mp4")
     write_test_video(path, frames=10, height=64, width=96, motion=MOTION, seed=3)
@@ -105,15 +117,10 @@ def test_killed_then_resumed_run_gives_the_same_files(tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "flowmatch", "video", path, "--out", str(out), "--method", "deepflow", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        # temporaries (".flow_….tmp.flo") are not finished files: count only the renamed ones
-        if out.is_dir() and len([f for f in os.listdir(out) if f.endswith(".flo") and not f.startswith(".")]) >= 3:
-            break
-        time.sleep(0.02)
+    _wait_for_flows(proc, out, 3, 0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = sorted(f for f in os.listdir(out) if f.endswith(".flo") and not f.startswith("."))
+    done = _finished_flows(out)
     assert 3 <= len(done) < 9, f"the kill should land mid-run, found {len(done)} files"
     for f in done:  # whatever is there is complete (atomic writes)
         io.read_flow(str(out / f))
@@ -236,14 +243,10 @@ def test_sigterm_with_pairs_at_once_keeps_complete_files_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "flowmatch", "video", path, "--out", str(out), "--method", "dis-medium",
            "--workers", "3", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if out.is_dir() and len([f for f in os.listdir(out) if f.endswith(".flo") and not f.startswith(".")]) >= 5:
-            break
-        time.sleep(0.005)
+    _wait_for_flows(proc, out, 5, 0.005)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    done = sorted(f for f in os.listdir(out) if f.endswith(".flo") and not f.startswith("."))
+    done = _finished_flows(out)
     assert proc.returncode == 143  # EXIT_TERMINATED
     assert "terminated" in err and "Traceback" not in err, err
     assert 5 <= len(done) < 199, f"SIGTERM should land mid-run, found {len(done)} files"
