@@ -34,11 +34,15 @@ from flowmatch._paths import real_data_dir  # noqa: E402
 from flowmatch.pipelines.patchbatch import patchbatch_flow  # noqa: E402
 
 # Earlier presets are still reachable as variants: the first "accurate" is today's "thorough"; PREVIOUS
-# has the first "fast" and stop 20's two (README "Presets: speed and accuracy"); stop 23 moved fast to
-# PCA 48 (stop 20's fast had 32).
+# has the first "fast", stop 20's two and stop 23's two (README "Presets: speed and accuracy"); stop 23
+# moved fast to PCA 48 (stop 20's fast had 32), stop 24 both presets to a full-size DIS (fast also to 3
+# PatchMatch passes).
 _OLD_COARSE = "coarse_factor=4,coarse_window=24,coarse_radius=16"
-PREVIOUS = {"first-fast": f"accurate:iterations=3,{_OLD_COARSE}", "stop20-accurate": f"accurate:{_OLD_COARSE}",
-            "stop20-fast": "fast:downscale=1,pca_dim=32"}
+_STOP23_DIS = "dis_finest_scale=1,dis_patch_stride=3,dis_iterations=25"  # OpenCV's medium preset
+_STOP23_FAST = f"iterations=4,{_STOP23_DIS}"
+PREVIOUS = {"first-fast": f"accurate:iterations=3,{_OLD_COARSE},{_STOP23_DIS}", "stop20-accurate": f"accurate:{_OLD_COARSE},{_STOP23_DIS}",
+            "stop20-fast": f"fast:downscale=1,pca_dim=32,{_STOP23_FAST}", "stop23-fast": f"fast:{_STOP23_FAST}",
+            "stop23-accurate": f"accurate:{_STOP23_DIS}"}
 
 
 def load_case(name: str):

@@ -61,6 +61,10 @@ BAD = {
     "pb_pref_th_nan": "F('patchbatch-fast', pref_th=float('nan'))",
     "pb_edge_scale_inf": "F('patchbatch-fast', edge_scale=float('inf'))",
     "pb_dis_max_change_nan": "F('patchbatch-fast', dis_max_change=float('nan'))",
+    "pb_dis_patch_stride_9": "F('patchbatch-fast', dis_patch_stride=9)",  # OpenCV: heap corruption
+    "pb_dis_patch_stride_0": "F('patchbatch-fast', dis_patch_stride=0)",
+    "pb_dis_finest_scale_neg": "F('patchbatch-fast', dis_finest_scale=-1)",
+    "pb_dis_iterations_huge": "F('patchbatch-fast', dis_iterations=10**7)",
     "pb_pca_dim_0": "F('patchbatch-fast', pca_dim=0)",
     "pb_descriptor_stride_huge": "F('patchbatch-fast', descriptor_stride=10**6)",
     "pb_radius_huge": "F('patchbatch-fast', radius=2**40)",
@@ -109,6 +113,7 @@ GOOD = {
     "ok_dis_12px": "F('dis-fast', a=A[:12, :12], b=B[:12, :12])",
     "ok_dis_refinement_false": "F('dis-fast', variational_refinement=False)",
     "ok_dualtvl1": "F('dualtvl1', scales=2, warps=2)",
+    "ok_pb_dis_limits": "F('patchbatch-fast', dis_patch_stride=8, dis_finest_scale=10, dis_iterations=1)",
 }
 CASES = {**BAD, **GOOD}
 

@@ -44,7 +44,9 @@ INTERPOLATORS = ("epic", "opencv-epic", "opencv-ric")
 _INTERPOLATION_RULES = {"nn": Int(1, 4096), "coef_kernel": Float(0.0, 1e3), "affine": Bool(),
                         "pref_nn": Int(0, 4096), "pref_th": Float(0.0, 1e6), "edge_scale": Float(0.0, 1e3),
                         "interpolator": OneOf(INTERPOLATORS)}
+# DIS patches are 8×8 (OpenCV's medium preset): a stride above 8 corrupts OpenCV's heap, so it is capped.
 _REFINEMENT_RULES = {"enabled": Bool(), "dis": Bool(), "dis_max_change": Float(0.0, 1e6),
+                     "dis_finest_scale": Int(0, 10), "dis_patch_stride": Int(1, 8), "dis_iterations": Int(1, 1000),
                      "iterations": Int(0, 100), "alpha": Float(0.0, 1e4)}
 _PIPELINE_RULES = {"seed": Int(0, 2**63 - 1), "threads": Int(1, 1024, optional=True), "downscale": Int(1, 8),
                    "downscale_min_side": Int(1, 1 << 16)}
@@ -136,6 +138,11 @@ class RefinementConfig:
     # ...keeping its result only where it moves the flow by less than this (px; × the downscale factor
     # when matching ran at reduced size, pipeline.refinement_at)
     dis_max_change: float = 4.0
+    # DIS's own settings (the defaults are OpenCV's medium preset): its finest pyramid level (0: full
+    # size, 1: half), patch stride (px at that level; patches are 8×8) and gradient-descent iterations
+    dis_finest_scale: int = 1
+    dis_patch_stride: int = 3
+    dis_iterations: int = 25
     iterations: int = 5            # fixed-point iterations of the variational refinement
     alpha: float = 20.0            # smoothness weight of the variational refinement
 

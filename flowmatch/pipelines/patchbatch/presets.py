@@ -14,25 +14,28 @@ from .config import (ConsistencyConfig, DescriptorConfig, InterpolationConfig, M
 PRESETS: dict[str, PipelineConfig] = {
     # descriptors every 2nd pixel (the network too), PCA to 32-D, coarse-to-fine PatchMatch (4 passes) whose
     # coarse level pools 2×2 descriptor cells (4 px) and searches ±48 of them, seeds every 2nd grid pixel,
-    # 5 refinement passes.  The 4-px coarse level (was 8 px, ±24 cells) is what beat "thorough": -3 % on the
-    # held-out real pairs, -27 % on a synthetic tuning set (README "Presets: speed and accuracy").
+    # a full-size DIS (as in "fast": -1.5 % held-out EPE for ~0.09 s), 5 refinement passes.  The 4-px
+    # coarse level (was 8 px, ±24 cells) is what beat "thorough": -3 % on the held-out real pairs, -27 %
+    # on a synthetic tuning set (README "Presets: speed and accuracy").
     "accurate": PipelineConfig(
         descriptors=DescriptorConfig(kind="combined", stride=2, pca_dim=32),
         matching=MatchingConfig(iterations=4, radius=4, window=2, coarse_factor=2, coarse_window=48, coarse_radius=32),
         consistency=ConsistencyConfig(threshold=0.5, seed_step=2),
         interpolation=InterpolationConfig(nn=64),
-        refinement=RefinementConfig(iterations=5)),
+        refinement=RefinementConfig(iterations=5, dis_finest_scale=0, dis_patch_stride=6, dis_iterations=12)),
     # frames whose shorter side is >= 400 px are matched at half size (the network on every 4th pixel of
     # that, upsampled to its 2-px grid; an 8-px coarse level) and refined at full size, where DIS may
     # move the flow twice as far (pipeline.refinement_at): ~4× less matching work than "accurate" for
-    # the 0.6 s target at 1024×436.  PCA 48 (not 32): -7 % held-out EPE for ~0.01 s.  Held-out EPE
-    # below the first "fast", but less detail on small moving objects (synthetic set; README).
+    # the 0.6 s target at 1024×436.  PCA 48 (not 32): -7 % held-out EPE for ~0.01 s.  DIS refines at
+    # full size (finest scale 0, stride 6 = medium's 3 at half size, 12 descent iterations): the detail
+    # half-size matching loses (Sintel clean -9 %), paid for by 3 PatchMatch passes instead of 4
+    # (README "Presets: speed and accuracy").  Less detail on small moving objects (synthetic set).
     "fast": PipelineConfig(
         descriptors=DescriptorConfig(kind="combined", stride=2, net_stride=4, pca_dim=48),
-        matching=MatchingConfig(iterations=4, radius=4, window=2, coarse_factor=4, coarse_window=24, coarse_radius=16),
+        matching=MatchingConfig(iterations=3, radius=4, window=2, coarse_factor=4, coarse_window=24, coarse_radius=16),
         consistency=ConsistencyConfig(threshold=0.5, seed_step=2),
         interpolation=InterpolationConfig(nn=64),
-        refinement=RefinementConfig(iterations=5),
+        refinement=RefinementConfig(iterations=5, dis_finest_scale=0, dis_patch_stride=6, dis_iterations=12),
         downscale=2, downscale_min_side=200),
     # every pixel, full combined descriptors stored as float16, seeds every 4 px, 10 refinement passes:
     # the most accurate and by far the slowest (was the "accurate" preset).

@@ -14,8 +14,8 @@ def _finite(flow: np.ndarray) -> np.ndarray:
 
 def refine(flow: np.ndarray, img1: np.ndarray, img2: np.ndarray, cfg: RefinementConfig) -> np.ndarray:
     """Variational refinement of an H×W×2 flow (OpenCV VariationalRefinement on the grayscale of the
-    float32 H×W×3 [0, 255] frames), optionally preceded by OpenCV DIS (medium preset) started from the
-    flow (cfg.dis), whose result is kept only where it changes the flow by less than cfg.dis_max_change
+    float32 H×W×3 [0, 255] frames), optionally preceded by OpenCV DIS (medium preset with cfg's finest
+    scale, patch stride and iterations) started from the flow (cfg.dis), whose result is kept only where it changes the flow by less than cfg.dis_max_change
     pixels.  Returns float32 H×W×2 (pixels, u then v)."""
     import cv2
 
@@ -25,7 +25,11 @@ def refine(flow: np.ndarray, img1: np.ndarray, img2: np.ndarray, cfg: Refinement
         # DIS uses a flow passed in as its initial guess (downscaled to its coarsest level).  It
         # sharpens small motions but can drift far from good large-motion matches, so only its
         # local corrections (under dis_max_change px) are kept.
-        dis = _finite(cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(g1, g2, out.copy()))
+        d = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        d.setFinestScale(int(cfg.dis_finest_scale))
+        d.setPatchStride(int(cfg.dis_patch_stride))
+        d.setGradientDescentIterations(int(cfg.dis_iterations))
+        dis = _finite(d.calc(g1, g2, out.copy()))
         near = np.linalg.norm(dis - out, axis=2) < cfg.dis_max_change
         out = np.where(near[..., None], dis, out).astype(np.float32)
     vr = cv2.VariationalRefinement_create()
