@@ -40,9 +40,10 @@ from flowmatch.pipelines.patchbatch import patchbatch_flow  # noqa: E402
 _OLD_COARSE = "coarse_factor=4,coarse_window=24,coarse_radius=16"
 _STOP23_DIS = "dis_finest_scale=1,dis_patch_stride=3,dis_iterations=25"  # OpenCV's medium preset
 _STOP23_FAST = f"iterations=4,{_STOP23_DIS}"
-PREVIOUS = {"first-fast": f"accurate:iterations=3,{_OLD_COARSE},{_STOP23_DIS}", "stop20-accurate": f"accurate:{_OLD_COARSE},{_STOP23_DIS}",
-            "stop20-fast": f"fast:downscale=1,pca_dim=32,{_STOP23_FAST}", "stop23-fast": f"fast:{_STOP23_FAST}",
-            "stop23-accurate": f"accurate:{_STOP23_DIS}"}
+PREVIOUS = {"first-fast": f"accurate:iterations=3,{_OLD_COARSE},{_STOP23_DIS}",
+            "stop20-accurate": f"accurate:{_OLD_COARSE},{_STOP23_DIS}",
+            "stop20-fast": f"fast:downscale=1,pca_dim=32,{_STOP23_FAST}",
+            "stop23-fast": f"fast:{_STOP23_FAST}", "stop23-accurate": f"accurate:{_STOP23_DIS}"}
 
 
 def load_case(name: str):

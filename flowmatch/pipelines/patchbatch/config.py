@@ -134,7 +134,7 @@ class InterpolationConfig:
 class RefinementConfig:
     """Stage 5: DIS local corrections, then variational refinement."""
     enabled: bool = True           # run this stage at all
-    dis: bool = True               # let OpenCV DIS (medium) refine from the interpolated flow...
+    dis: bool = True               # let OpenCV DIS (settings below) refine from the interpolated flow...
     # ...keeping its result only where it moves the flow by less than this (px; × the downscale factor
     # when matching ran at reduced size, pipeline.refinement_at)
     dis_max_change: float = 4.0

@@ -7,10 +7,15 @@ from ...errors import InputError
 from .config import (ConsistencyConfig, DescriptorConfig, InterpolationConfig, MatchingConfig, PipelineConfig,
                      RefinementConfig, with_options)
 
-# Held-out numbers (10 real pairs, mean of the four groups' mean EPE, each pair averaged over 3 seeds)
+# Held-out numbers (10 real pairs, mean of the four groups' mean EPE, each pair averaged over 6 seeds)
 # and wall time per 1024×436 pair on 2 cores: README "Presets: speed and accuracy" and
 # benchmarks/bench_pipeline.py --all-pairs.  The network's descriptor with raw patches
 # ("combined") is the measured best descriptor (benchmarks/bench_descriptor_pipeline.py).
+
+# DIS at full size with medium's patch density in frame pixels (its stride 3 at half size) and fewer
+# descent steps (no loss measured): both presets' refinement since stop 24 (README)
+_FULL_SIZE_DIS = {"dis_finest_scale": 0, "dis_patch_stride": 6, "dis_iterations": 12}
+
 PRESETS: dict[str, PipelineConfig] = {
     # descriptors every 2nd pixel (the network too), PCA to 32-D, coarse-to-fine PatchMatch (4 passes) whose
     # coarse level pools 2×2 descriptor cells (4 px) and searches ±48 of them, seeds every 2nd grid pixel,
@@ -22,20 +27,19 @@ PRESETS: dict[str, PipelineConfig] = {
         matching=MatchingConfig(iterations=4, radius=4, window=2, coarse_factor=2, coarse_window=48, coarse_radius=32),
         consistency=ConsistencyConfig(threshold=0.5, seed_step=2),
         interpolation=InterpolationConfig(nn=64),
-        refinement=RefinementConfig(iterations=5, dis_finest_scale=0, dis_patch_stride=6, dis_iterations=12)),
+        refinement=RefinementConfig(iterations=5, **_FULL_SIZE_DIS)),
     # frames whose shorter side is >= 400 px are matched at half size (the network on every 4th pixel of
     # that, upsampled to its 2-px grid; an 8-px coarse level) and refined at full size, where DIS may
     # move the flow twice as far (pipeline.refinement_at): ~4× less matching work than "accurate" for
-    # the 0.6 s target at 1024×436.  PCA 48 (not 32): -7 % held-out EPE for ~0.01 s.  DIS refines at
-    # full size (finest scale 0, stride 6 = medium's 3 at half size, 12 descent iterations): the detail
-    # half-size matching loses (Sintel clean -9 %), paid for by 3 PatchMatch passes instead of 4
-    # (README "Presets: speed and accuracy").  Less detail on small moving objects (synthetic set).
+    # the 0.6 s target at 1024×436.  PCA 48 (not 32): -7 % held-out EPE for ~0.01 s.  DIS at full size
+    # brings back the detail half-size matching loses (Sintel clean -9 %), paid for by 3 PatchMatch passes
+    # instead of 4 (README "Presets: speed and accuracy").  Less detail on small moving objects (synthetic set).
     "fast": PipelineConfig(
         descriptors=DescriptorConfig(kind="combined", stride=2, net_stride=4, pca_dim=48),
         matching=MatchingConfig(iterations=3, radius=4, window=2, coarse_factor=4, coarse_window=24, coarse_radius=16),
         consistency=ConsistencyConfig(threshold=0.5, seed_step=2),
         interpolation=InterpolationConfig(nn=64),
-        refinement=RefinementConfig(iterations=5, dis_finest_scale=0, dis_patch_stride=6, dis_iterations=12),
+        refinement=RefinementConfig(iterations=5, **_FULL_SIZE_DIS),
         downscale=2, downscale_min_side=200),
     # every pixel, full combined descriptors stored as float16, seeds every 4 px, 10 refinement passes:
     # the most accurate and by far the slowest (was the "accurate" preset).

@@ -15,8 +15,8 @@ def _finite(flow: np.ndarray) -> np.ndarray:
 def refine(flow: np.ndarray, img1: np.ndarray, img2: np.ndarray, cfg: RefinementConfig) -> np.ndarray:
     """Variational refinement of an H×W×2 flow (OpenCV VariationalRefinement on the grayscale of the
     float32 H×W×3 [0, 255] frames), optionally preceded by OpenCV DIS (medium preset with cfg's finest
-    scale, patch stride and iterations) started from the flow (cfg.dis), whose result is kept only where it changes the flow by less than cfg.dis_max_change
-    pixels.  Returns float32 H×W×2 (pixels, u then v)."""
+    scale, patch stride and iterations) started from the flow (cfg.dis), whose result is kept only
+    where it changes the flow by less than cfg.dis_max_change pixels.  Returns float32 H×W×2 (pixels, u then v)."""
     import cv2
 
     g1, g2 = gray_u8(img1), gray_u8(img2)
