@@ -62,10 +62,18 @@ def embed(net: torch.nn.Module, patches: torch.Tensor, chunk: int = 512) -> torc
     return out
 
 
-def evaluate(net: torch.nn.Module, sets: dict[str, Any]) -> dict[str, float]:
-    """Scores of `net` on each held-out PatchTriplets set: {"<set>/fpr95": ..., "<set>/top1": ...}."""
+def evaluate(net: torch.nn.Module, sets: dict[str, Any], raw_weight: float = 0.0,
+             prefix: str = "") -> dict[str, float]:
+    """Scores of `net` on each held-out PatchTriplets set: {"<prefix><set>/fpr95": ..., ".../top1": ...};
+    with raw_weight > 0, of the combined descriptor (flowmatch.train.with_raw) instead of the net alone."""
+    from .with_raw import with_raw
+
+    def desc(patches: torch.Tensor) -> torch.Tensor:
+        d = embed(net, patches)
+        return with_raw(d, patches, raw_weight) if raw_weight else d
+
     out = {}
     for name, t in sets.items():
-        for k, v in descriptor_scores(embed(net, t.anchor), embed(net, t.positive), embed(net, t.negative)).items():
-            out[f"{name}/{k}"] = v
+        for k, v in descriptor_scores(desc(t.anchor), desc(t.positive), desc(t.negative)).items():
+            out[f"{prefix}{name}/{k}"] = v
     return out

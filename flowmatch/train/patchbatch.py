@@ -42,6 +42,7 @@ from . import common
 from .config_cli import add_config_arguments, config_from_args
 from .descriptor_scores import descriptor_scores, embed, evaluate, fpr_at_recall, hardest_negative_share  # noqa: F401
 from .patchbatch_data import TripletBatches, heldout_sets
+from .with_raw import with_raw
 
 KIND = "patchbatch"
 __all__ = ["PatchBatchTrainConfig", "train", "mine_hardest", "register_cli"]
@@ -58,7 +59,12 @@ class PatchBatchTrainConfig:
                                                    "help": "batch norm kind (default: unit for paper, channel for dense)"})
     width: float = field(default=0.5, metadata={"help": "channel multiplier (1.0 = the paper's 512-D net)"})
     loss: str = field(default="cent-drlim-sd", metadata={"choices": tuple(LOSSES)})
-    margin: float = field(default=25.0, metadata={"help": "loss margin (distance units of the descriptor)"})
+    margin: float = field(default=25.0, metadata={"help": "loss margin (distance units of the descriptor; "
+                                                          "about 1 with --raw-weight, whose descriptors have norm 1)"})
+    raw_weight: float = field(default=0.0, metadata={"help": "train for the combined descriptor: the loss sees "
+                                                             "[√(1-w)·n/|n|, √w·raw 9×9] (flowmatch.train.with_raw; 0 = the net alone)"})
+    init: str | None = field(default=None, metadata={"help": "start from these weights (a patchbatch checkpoint or "
+                                                             "exported weights; fine-tuning: optimizer and step start fresh)"})
     lam: float = field(default=0.8, metadata={"help": "λ of CENT-DrLIM+SD"})
     mining: str = field(default="hardest", metadata={"choices": ("none", "hardest"),
                                                      "help": "in-batch hard-negative mining"})
@@ -101,6 +107,8 @@ class PatchBatchTrainConfig:
             v = float(getattr(self, name))
             if not (v > 0 and v < float("inf")):
                 raise InputError(f"--{name} must be a positive finite number, got {v}")
+        if not 0 <= self.raw_weight < 1:
+            raise InputError(f"--raw-weight must be in [0, 1), got {self.raw_weight}")
         if not 0 <= self.lam <= 1:
             raise InputError(f"--lam must be in [0, 1], got {self.lam}")
         if self.workers < 0 or (self.threads is not None and self.threads < 1):
@@ -112,7 +120,7 @@ class PatchBatchTrainConfig:
 
     # Settings a resumed run must share with its checkpoints (the batches and the model depend on them).
     FIXED = ("data", "variant", "bn", "width", "batch", "frames_per_batch", "size", "seed", "neg_min", "neg_max",
-             "far_negatives", "augment")
+             "far_negatives", "augment", "raw_weight", "init")
 
 
 def mine_hardest(da: torch.Tensor, dp: torch.Tensor, dn: torch.Tensor, frame: torch.Tensor, xy2: torch.Tensor,
@@ -180,6 +188,14 @@ def train(cfg: PatchBatchTrainConfig) -> dict[str, float]:
     run = _RunFolder(cfg)
     step, elapsed0, history = 0, 0.0, []
     latest = common.latest_checkpoint(cfg.out) if cfg.resume else None
+    if cfg.init and not latest:  # fine-tuning: weights only
+        from ..checkpoint import load_checkpoint, load_state_into
+
+        ckpt = load_checkpoint(cfg.init, KIND)
+        if ckpt.config != net.config():
+            raise InputError(f"--init {cfg.init!r} holds a network with config {ckpt.config}, but this run builds "
+                             f"{net.config()}; pass the same --variant/--width/--bn")
+        load_state_into(net, ckpt.model, source=f"--init {cfg.init!r}")
     if latest:
         step, user = common.load_training_state(latest, KIND, net, opt, config=net.config())
         run.check_resume(user.get("settings", {}), latest)
@@ -205,6 +221,8 @@ def train(cfg: PatchBatchTrainConfig) -> dict[str, float]:
     def score() -> None:
         nonlocal scores
         scores = {"step": step, "seconds": round(time.time() - t0, 1), **evaluate(net, sets)}
+        if cfg.raw_weight:
+            scores.update(evaluate(net, sets, raw_weight=cfg.raw_weight, prefix="combined:"))
         history.append({**scores, "loss": bar.averages.get("loss", float("nan"))})
         bar.write(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
 
@@ -228,6 +246,8 @@ def train(cfg: PatchBatchTrainConfig) -> dict[str, float]:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast("cpu", precision):
                 d = net(x).float()  # one BN batch for all three
+            if cfg.raw_weight:
+                d = with_raw(d, x, cfg.raw_weight)
             da, dp, dn = d[:n], d[n:2 * n], d[2 * n:]
             if cfg.mining == "hardest":
                 dn = mine_hardest(da, dp, dn, b["frame"], b["xy2"], cfg.neg_min)
