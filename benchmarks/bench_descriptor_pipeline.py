@@ -33,6 +33,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from flowmatch.commands.flow import parse_options  # noqa: E402
+from flowmatch.errors import FlowmatchError  # noqa: E402
 from flowmatch.data.sample_cases import REPORT_GROUPS, report_group  # noqa: E402
 import flowmatch  # noqa: E402
 from flowmatch.data.patch_pairs import PatchPairSampler  # noqa: E402
@@ -148,19 +150,6 @@ def verdict(rows: dict, baseline: str = "raw") -> list[str]:
     return out
 
 
-def _option(text: str) -> tuple[str, object]:
-    """K=V with V read as an int, a float or else a string."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise SystemExit(f"--option takes K=V, got {text!r}")
-    for kind in (int, float):
-        try:
-            return key, kind(value)
-        except ValueError:
-            pass
-    return key, value
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="patchbatch-accurate")
@@ -186,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         descs += sorted(glob.glob(pattern)) or [pattern]
     print(f"{len(frames)} held-out real pairs, preset {args.preset}, {torch.get_num_threads()} threads")
     seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-    options = dict(_option(o) for o in args.option)
+    try:
+        options = parse_options(args.option)
+    except FlowmatchError as exc:
+        raise SystemExit(str(exc)) from None
     rows = run(descs, args.preset, frames, not args.skip_baselines, args.triplets, seeds, options)
     print(table(rows))
     lines = verdict(rows)

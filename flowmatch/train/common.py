@@ -270,6 +270,18 @@ def load_training_state(path: str | os.PathLike, kind: str | tuple[str, ...], mo
     return int(extra.get("step", 0)), extra.get("user", {})
 
 
+def load_init_weights(path: str | os.PathLike, kind: str, model: torch.nn.Module, config: dict[str, Any],
+                      hint: str) -> None:
+    """`--init`: the weights of checkpoint / exported weights `path` into `model` (fine-tuning: the
+    optimizer, step and schedule start fresh).  CheckpointError when the file holds another kind or a
+    network of another config (`hint` names the options that set it)."""
+    ckpt = load_checkpoint(path, kind)
+    if ckpt.config != config:
+        raise CheckpointError(f"--init {str(path)!r} holds a {kind} with config {ckpt.config}, but this run builds "
+                              f"{config}; pass the same {hint}")
+    load_state_into(model, ckpt.model, source=f"--init {str(path)!r}")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))

@@ -118,13 +118,7 @@ class _Run:
         cfg = self.cfg
         path = self._resume_path()
         if cfg.init and path is None:  # fine-tuning: weights only; optimizer, step and schedule start fresh
-            from ..checkpoint import load_checkpoint, load_state_into
-
-            ckpt = load_checkpoint(cfg.init, cfg.model)
-            if ckpt.config != self.model.config:
-                raise CheckpointError(f"--init {cfg.init!r} holds a {cfg.model} with config {ckpt.config}, but this "
-                                      f"run builds {self.model.config}; pass the same --width/--batch-norm")
-            load_state_into(self.model, ckpt.model, source=f"--init {cfg.init!r}")
+            common.load_init_weights(cfg.init, cfg.model, self.model, self.model.config, "--width/--batch-norm")
         if path is None:
             return
         self.step, user = common.load_training_state(path, cfg.model, self.model, self.opt, config=self.model.config)

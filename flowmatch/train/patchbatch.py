@@ -189,13 +189,7 @@ def train(cfg: PatchBatchTrainConfig) -> dict[str, float]:
     step, elapsed0, history = 0, 0.0, []
     latest = common.latest_checkpoint(cfg.out) if cfg.resume else None
     if cfg.init and not latest:  # fine-tuning: weights only
-        from ..checkpoint import load_checkpoint, load_state_into
-
-        ckpt = load_checkpoint(cfg.init, KIND)
-        if ckpt.config != net.config():
-            raise InputError(f"--init {cfg.init!r} holds a network with config {ckpt.config}, but this run builds "
-                             f"{net.config()}; pass the same --variant/--width/--bn")
-        load_state_into(net, ckpt.model, source=f"--init {cfg.init!r}")
+        common.load_init_weights(cfg.init, KIND, net, net.config(), "--variant/--width/--bn")
     if latest:
         step, user = common.load_training_state(latest, KIND, net, opt, config=net.config())
         run.check_resume(user.get("settings", {}), latest)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..data.patch_pairs import patch_offsets
 from ..errors import InputError
+from ..pipelines.patchbatch.descriptors import centre_and_normalise_, combine
 
 RAW_RADIUS = 4  # raw_patch_descriptors' default: 9×9 windows
 
@@ -31,15 +32,12 @@ def centre_raw_patches(patches: torch.Tensor, radius: int = RAW_RADIUS) -> torch
     c, k = before, 2 * radius + 1
     win = patches[:, :, c - radius - 1:c + radius + 2, c - radius - 1:c + radius + 2].float()
     p = F.avg_pool2d(win, 3, 1).reshape(patches.shape[0], k * k)  # the 3×3 box pre-smoothing
-    p = p - p.mean(-1, keepdim=True)
-    return p / (p.norm(dim=-1, keepdim=True) + 1e-3)
+    return centre_and_normalise_(p)
 
 
 def with_raw(learned: torch.Tensor, patches: torch.Tensor, raw_weight: float) -> torch.Tensor:
-    """N×D network descriptors of N×1×P×P patches -> N×(D+81) combined descriptors, differentiable
-    (the pipeline's `combine` writes in place, which autograd cannot follow)."""
+    """N×D network descriptors of N×1×P×P patches -> N×(D+81) combined descriptors (the pipeline's
+    `combine`, differentiable when `learned` requires grad)."""
     if not 0.0 < raw_weight < 1.0:
         raise InputError(f"raw_weight must be in (0, 1), got {raw_weight!r}")
-    n = learned.float()
-    n = n / (n.norm(dim=-1, keepdim=True) + 1e-6)
-    return torch.cat([n * (1.0 - raw_weight) ** 0.5, centre_raw_patches(patches) * raw_weight ** 0.5], dim=-1)
+    return combine(learned.float(), centre_raw_patches(patches), raw_weight)

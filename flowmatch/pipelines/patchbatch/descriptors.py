@@ -59,9 +59,16 @@ def raw_patch_descriptors(image: Any, stride: int = 1, radius: int = 4) -> torch
     for r0 in range(0, h, band):
         p = out[r0:r0 + band]
         p.copy_(wins[r0:r0 + band].reshape(p.shape))
-        p.sub_(p.mean(-1, keepdim=True))
-        p.div_(p.norm(dim=-1, keepdim=True).add_(1e-3))
+        centre_and_normalise_(p)
     return out
+
+
+def centre_and_normalise_(p: torch.Tensor) -> torch.Tensor:
+    """In place, each vector along the last dim minus its mean, over its norm (+1e-3, so flat patches
+    stay near zero): the raw patch descriptor's normalisation (also used on training patches,
+    flowmatch.train.with_raw)."""
+    p.sub_(p.mean(-1, keepdim=True))
+    return p.div_(p.norm(dim=-1, keepdim=True).add_(1e-3))
 
 
 def _lerp_axis(x: torch.Tensor, axis: int, factor: int, size: int) -> torch.Tensor:
@@ -86,7 +93,12 @@ def upsample_field(field: torch.Tensor, factor: int, size: tuple[int, int]) -> t
 
 def combine(learned: torch.Tensor, raw: torch.Tensor, raw_weight: float) -> torch.Tensor:
     """[√(1-w)·l/|l|, √w·r] for h×w×D learned and h×w×K unit-norm raw descriptors: the squared distance
-    of two combined descriptors is (1-w)·(learned, unit-normalised) + w·(raw)."""
+    of two combined descriptors is (1-w)·(learned, unit-normalised) + w·(raw).  Differentiable when
+    `learned` requires grad (training for the combined descriptor, flowmatch.train.with_raw)."""
+    if learned.requires_grad and torch.is_grad_enabled():
+        # autograd cannot follow the in-place writes below
+        unit = learned / learned.norm(dim=-1, keepdim=True).add(1e-6)
+        return torch.cat([unit * (1.0 - raw_weight) ** 0.5, raw.to(learned.dtype) * raw_weight ** 0.5], dim=-1)
     d = learned.shape[-1]
     out = torch.empty(*learned.shape[:-1], d + raw.shape[-1], dtype=learned.dtype, device=learned.device)
     # written in place, part by part: two passes over memory instead of four (this machine is bandwidth-bound)
