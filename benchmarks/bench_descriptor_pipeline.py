@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         options = parse_options(args.option)
     except FlowmatchError as exc:
         raise SystemExit(str(exc)) from None
+    if "seed" in options:  # each pipeline call gets its seed from --seeds
+        raise SystemExit("pass pipeline seeds with --seeds, not --option seed=...")
     rows = run(descs, args.preset, frames, not args.skip_baselines, args.triplets, seeds, options)
     print(table(rows))
     lines = verdict(rows)

@@ -82,6 +82,9 @@ def test_raw_weight_run_scores_the_combined_descriptor_and_init_loads(tmp_path, 
     assert convs and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in convs)
 
 
-@pytest.mark.parametrize("bad", [["--raw-weight", "1"], ["--raw-weight", "-0.5"], ["--init", "/nonexistent.safetensors"]])
-def test_bad_raw_weight_and_init_are_named_errors(tmp_path, photo_dir, bad):  # noqa: F811
+@pytest.mark.parametrize("bad, names", [(["--raw-weight", "1"], "--raw-weight"), (["--raw-weight", "-0.5"], "--raw-weight"),
+                                        (["--init", "/nonexistent.safetensors"], "/nonexistent.safetensors")])
+def test_bad_raw_weight_and_init_are_named_errors(tmp_path, photo_dir, bad, names, capsys):  # noqa: F811
     assert main(_args(tmp_path / "run", photo_dir, "--steps", "2", "--workers", "0", *bad)) == 1
+    err = capsys.readouterr().err
+    assert names in err and "Traceback" not in err  # one named message, not a crash
