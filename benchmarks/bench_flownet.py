@@ -1,6 +1,6 @@
 """FlowNet benchmark: accuracy of the shipped small models and CPU speed of the full networks.
 
-1. EPE (px) of the shipped synthetic-trained FlowNetS / FlowNetC on held-out procedural pairs
+1. EPE (px) of the shipped FlowNetS / FlowNetC (README "Shipped weights") on held-out procedural pairs
    and on ../shared/data/real, next to zero flow (the baseline, ratio 1.00) and OpenCV DIS
    (medium) on the same pairs.
 2. Forward time per frame pair (FlowEstimator end to end: normalise, pad to 64, network, ×4

@@ -6,14 +6,16 @@ so that a setting is not picked on the ten real pairs alone.  These pairs are ma
 (fixed seeds), so this is a tuning set, not held-out data; it never contains a real evaluation pair.
 
     .venv/bin/python benchmarks/bench_presets_synthetic.py [--pairs 5] [--presets accurate,fast] \\
-        [--previous] [--variant NAME=PRESET:k=v,...]
+        [--previous] [--variant NAME=PRESET:k=v,...] [--seeds 0,1,2]
 
-Prints mean EPE (px, all pixels) per kind and the mean of the two, with process CPU s per pair (the
-machine may be shared: compare columns of one run).
+Prints mean EPE (px, all pixels) per kind and the mean of the two, with process CPU s per pipeline call
+(the machine may be shared: compare columns of one run).  With several --seeds each pair's EPE is the mean
+over those pipeline seeds (PatchMatch starts at random: one seed moves a variant by several per cent).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -46,7 +48,15 @@ def main() -> int:
     ap.add_argument("--presets", default="accurate,fast,thorough")
     ap.add_argument("--previous", action="store_true", help="also the earlier presets (bench_pipeline.PREVIOUS)")
     ap.add_argument("--variant", action="append", default=[], help="NAME=PRESET:option=value,... (repeatable)")
+    ap.add_argument("--json", default=None, help="write each variant's per-pair EPE here")
+    ap.add_argument("--seeds", default="0", help="comma-separated pipeline seeds; each pair's EPE is their mean")
     args = ap.parse_args()
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        ap.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    if not seeds:
+        ap.error("--seeds is empty")
     import torch
 
     from flowmatch.pipelines.patchbatch import load_descriptor_model, patchbatch_flow
@@ -59,18 +69,29 @@ def main() -> int:
     model = load_descriptor_model()
     specs = [f"patchbatch-{p}={p}" for p in args.presets.split(",") if p]
     specs += [f"{k}={v}" for k, v in PREVIOUS.items()] if args.previous else []
-    print(f"{2 * args.pairs} flying-photos pairs 1024×436, load average {os.getloadavg()[0]:.1f}\n")
+    print(f"{2 * args.pairs} flying-photos pairs 1024×436, seeds {seeds}, load average {os.getloadavg()[0]:.1f}\n")
     print("| pipeline | clean | final-like | mean | cpu s / pair |\n|---|---|---|---|---|")
+    results: dict[str, dict] = {}
     for spec in specs + args.variant:
         name, preset, opts = parse_variant(spec)
         epe: dict[str, list[float]] = {}
         c0 = time.process_time()
+        if "seed" in opts:
+            print(f"bench_presets_synthetic: {name}: give seeds with --seeds, not as an option", file=sys.stderr)
+            return 2
         for kind, p in pairs:
-            flow = patchbatch_flow(p.img1, p.img2, preset=preset, model=model, **opts)
-            epe.setdefault(kind, []).append(metrics.epe(flow, p.flow, p.valid))
+            e = [metrics.epe(patchbatch_flow(p.img1, p.img2, preset=preset, model=model, seed=s, **opts), p.flow, p.valid)
+                 for s in seeds]
+            epe.setdefault(kind, []).append(float(np.mean(e)))
         g = {k: float(np.mean(v)) for k, v in epe.items()}
+        results[name] = {"preset": preset, "options": opts, "per_pair": epe, "kinds": g,
+                         "mean": float(np.mean(list(g.values())))}
+        if args.json:  # after every variant: an interrupted run keeps what it measured
+            from flowmatch._atomic import atomic_open
+            with atomic_open(args.json, "w") as fh:
+                json.dump({"pairs": args.pairs, "seeds": seeds, "variants": results}, fh, indent=1)
         print(f"| {name} | {g['clean']:.3f} | {g['final']:.3f} | **{np.mean(list(g.values())):.3f}** | "
-              f"{(time.process_time() - c0) / len(pairs):.2f} |", flush=True)
+              f"{(time.process_time() - c0) / len(pairs) / len(seeds):.2f} |", flush=True)
     return 0
 
 

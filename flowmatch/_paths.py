@@ -24,8 +24,8 @@ def real_data_dir() -> str | None:
 
 
 # Shipped weights: name -> file in weights_dir().
-FLOWNET_WEIGHTS = {"flownets": "flownets_small_synthetic.safetensors",
-                   "flownetc": "flownetc_small_synthetic.safetensors"}
+FLOWNET_WEIGHTS = {"flownets": "flownets_small_photos.safetensors",
+                   "flownetc": "flownetc_small_photos.safetensors"}
 DESCRIPTOR_WEIGHTS = {"dense": "patchbatch_dense.safetensors", "paper": "patchbatch_paper.safetensors"}
 
 

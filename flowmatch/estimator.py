@@ -1,6 +1,6 @@
 """FlowEstimator: run a FlowNet on two images of any size and get full-resolution flow in pixels.
 
-    est = FlowEstimator.from_pretrained("flownets")        # the shipped (synthetic-trained) weights
+    est = FlowEstimator.from_pretrained("flownets")        # the shipped weights (README "Shipped weights")
     flow = est(img1, img2)                                  # H×W×2 float32, pixels, x (u) then y (v)
 
 It does what users of the FlowNet ports keep getting wrong:

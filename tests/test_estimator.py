@@ -160,14 +160,14 @@ def test_bad_settings():
         FlowEstimator(torch.nn.Conv2d(3, 3, 1))
 
 
-# Each shipped model at the frame size and motion range it was mostly trained on (FlowNetS 256×192,
-# up to 40 px; FlowNetC 192×128, up to 30 px, then briefly 384×384).
+# Each shipped model at a frame size and motion range it handles (FlowNetS 256×192, up to 40 px; FlowNetC
+# 192×128, up to 30 px): procedural pairs, which the photo-trained weights never saw.
 SHIPPED_EVAL = {"flownets": (192, 256, 40.0), "flownetc": (128, 192, 30.0)}
 
 
 @pytest.mark.parametrize("kind", ["flownets", "flownetc"])
 def test_shipped_weights_beat_zero_flow(kind):
-    """The shipped (synthetic-trained) model on held-out procedural pairs beats zero flow clearly."""
+    """The shipped model on held-out procedural pairs beats zero flow clearly."""
     from flowmatch._paths import FLOWNET_WEIGHTS as SHIPPED
     from flowmatch._paths import weights_path
     from flowmatch.train.flownet import heldout_pairs

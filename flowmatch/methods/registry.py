@@ -29,8 +29,8 @@ BUILTIN_MODULES = (
 # one that can run here; `make demo` and `flowmatch.flow` use it by default.
 # Order = mean EPE over the 11 real sample pairs + 3 held-out synthetic ones
 # (benchmarks/bench_accuracy.py -> benchmarks/results/accuracy.md, 2026-11-23 15:20).
-# The shipped FlowNets are small and trained on procedural data only: on real frames they are worse
-# than every classical baseline, so they come last.
+# The shipped FlowNets are small and CPU-trained (procedural textures, then flying photos): on real
+# frames they are still worse than every classical baseline, so they come last.
 # patchbatch-thorough is a little more accurate than patchbatch-accurate but ~5x slower (README
 # "Presets: speed and accuracy"): the default is the one that answers in seconds.
 PREFERENCE = ("patchbatch-accurate", "patchbatch-thorough", "patchbatch-fast", "dis-medium", "dis-fast", "dis-ultrafast", "deepflow",

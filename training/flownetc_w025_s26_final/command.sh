@@ -5,4 +5,4 @@
 cd "$(dirname "$0")/../.."
 exec .venv/bin/python -m flowmatch train flownetc --data flying-photos-final --width 0.25 --batch-norm --crop 256 320 \
   --batch-size 8 --steps 1900 --lr 5e-5 --workers 1 --threads 2 --eval-every 500 --ckpt-every 500 --ckpt-minutes 5 \
-  --time-budget 27 --init training/flownetc_w025_s25/final_fp16.safetensors --out training/flownetc_w025_s26_final "$@"
+  --time-budget 27 --init flowmatch/weights/flownetc_small_photos.safetensors --out training/flownetc_w025_s26_final "$@"

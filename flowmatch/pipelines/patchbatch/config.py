@@ -30,7 +30,8 @@ def _check_fields(cfg: Any, rules: dict[str, Any]) -> None:
 # pipeline within minutes at HD size, and far from the C++ widths.
 _PM_RADIUS_MAX = 2**20 - 1  # ops.patchmatch's own limit
 _DESCRIPTOR_RULES = {"stride": Int(1, 64), "net_stride": Int(1, 64, optional=True), "pca_dim": Int(1, 4096, optional=True), "half": Bool(),
-                     "raw_weight": Float(0.0, 1.0), "model": Path()}
+                     "raw_weight": Float(0.0, 1.0), "coarse_raw_weight": Float(0.0, 1.0, optional=True),
+                     "combine_with": OneOf(("raw", "daisy")), "model": Path()}
 _MATCHING_RULES = {"iterations": Int(1, 64), "coarse_iterations": Int(1, 64), "coarse_factor": Int(1, 64),
                    "radius": Int(0, _PM_RADIUS_MAX), "window": Int(0, _PM_RADIUS_MAX),
                    "coarse_window": Int(0, _PM_RADIUS_MAX), "coarse_radius": Int(0, _PM_RADIUS_MAX),
@@ -53,7 +54,7 @@ _PIPELINE_RULES = {"seed": Int(0, 2**63 - 1), "threads": Int(1, 1024, optional=T
 
 
 # "patchbatch": the network; "raw": normalised 9×9 patches; "daisy": scikit-image DAISY;
-# "combined": the network's unit-normalised descriptor and raw patches, concatenated.
+# "combined": the network's unit-normalised descriptor and raw patches (or DAISY: combine_with), concatenated.
 DESCRIPTOR_KINDS = ("patchbatch", "raw", "daisy", "combined")
 
 
@@ -70,6 +71,11 @@ class DescriptorConfig:
     pca_dim: int | None = None     # reduce descriptors to this many PCA components (None = keep)
     half: bool = False             # store descriptors as float16 for PatchMatch
     raw_weight: float = 0.5        # "combined": share of the raw patches in the squared distance
+    combine_with: str = "raw"      # "combined": the hand-made partner of the network, "raw" patches or "daisy"
+    # "combined": raw_weight of the descriptors that the coarse PatchMatch level pools (None = raw_weight).
+    # The coarse level finds the large motions, where the network's 62-px context is what matches;
+    # the fine level localises, where raw patches are sharper.  Ignored by the other kinds.
+    coarse_raw_weight: float | None = None
     # network arithmetic: "auto" = bf16 only where the device runs it natively (flowmatch.precision;
     # never on an AVX2-only CPU, where bf16 is ~8x slower), "fp32" or "bf16" to force one
     precision: str = "auto"
