@@ -71,14 +71,15 @@ def main() -> int:
     specs += [f"{k}={v}" for k, v in PREVIOUS.items()] if args.previous else []
     print(f"{2 * args.pairs} flying-photos pairs 1024×436, seeds {seeds}, load average {os.getloadavg()[0]:.1f}\n")
     print("| pipeline | clean | final-like | mean | cpu s / pair |\n|---|---|---|---|---|")
-    results: dict[str, dict] = {}
-    for spec in specs + args.variant:
-        name, preset, opts = parse_variant(spec)
-        epe: dict[str, list[float]] = {}
-        c0 = time.process_time()
+    parsed = [parse_variant(spec) for spec in specs + args.variant]
+    for name, _, opts in parsed:
         if "seed" in opts:
             print(f"bench_presets_synthetic: {name}: give seeds with --seeds, not as an option", file=sys.stderr)
             return 2
+    results: dict[str, dict] = {}
+    for name, preset, opts in parsed:
+        epe: dict[str, list[float]] = {}
+        c0 = time.process_time()
         for kind, p in pairs:
             e = [metrics.epe(patchbatch_flow(p.img1, p.img2, preset=preset, model=model, seed=s, **opts), p.flow, p.valid)
                  for s in seeds]

@@ -30,7 +30,7 @@ def _check_fields(cfg: Any, rules: dict[str, Any]) -> None:
 # pipeline within minutes at HD size, and far from the C++ widths.
 _PM_RADIUS_MAX = 2**20 - 1  # ops.patchmatch's own limit
 _DESCRIPTOR_RULES = {"stride": Int(1, 64), "net_stride": Int(1, 64, optional=True), "pca_dim": Int(1, 4096, optional=True), "half": Bool(),
-                     "raw_weight": Float(0.0, 1.0), "coarse_raw_weight": Float(0.0, 1.0, optional=True),
+                     "raw_weight": Float(0.0, 1.0),
                      "combine_with": OneOf(("raw", "daisy")), "model": Path()}
 _MATCHING_RULES = {"iterations": Int(1, 64), "coarse_iterations": Int(1, 64), "coarse_factor": Int(1, 64),
                    "radius": Int(0, _PM_RADIUS_MAX), "window": Int(0, _PM_RADIUS_MAX),
@@ -71,11 +71,9 @@ class DescriptorConfig:
     pca_dim: int | None = None     # reduce descriptors to this many PCA components (None = keep)
     half: bool = False             # store descriptors as float16 for PatchMatch
     raw_weight: float = 0.5        # "combined": share of the raw patches in the squared distance
-    combine_with: str = "raw"      # "combined": the hand-made partner of the network, "raw" patches or "daisy"
-    # "combined": raw_weight of the descriptors that the coarse PatchMatch level pools (None = raw_weight).
-    # The coarse level finds the large motions, where the network's 62-px context is what matches;
-    # the fine level localises, where raw patches are sharper.  Ignored by the other kinds.
-    coarse_raw_weight: float | None = None
+    # "combined": the hand-made partner of the network, "raw" patches or "daisy" (measured worse than raw,
+    # held out and on the synthetic tuning set: README "Descriptors judged in the pipeline")
+    combine_with: str = "raw"
     # network arithmetic: "auto" = bf16 only where the device runs it natively (flowmatch.precision;
     # never on an AVX2-only CPU, where bf16 is ~8x slower), "fp32" or "bf16" to force one
     precision: str = "auto"

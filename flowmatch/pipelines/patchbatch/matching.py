@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from ...errors import InputError
 from ...ops.patchmatch import patchmatch
 from .config import MatchingConfig
 
@@ -27,21 +26,15 @@ def pool_descriptors(desc: torch.Tensor, factor: int) -> torch.Tensor:
     return out.mul_(1.0 / (factor * factor))
 
 
-def match_one_way(da: torch.Tensor, db: torch.Tensor, cfg: MatchingConfig, seed: int,
-                  coarse_pair: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def match_one_way(da: torch.Tensor, db: torch.Tensor, cfg: MatchingConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """PatchMatch da -> db, coarse-to-fine when cfg.coarse_factor > 1 (else a plain run with cfg.window).
-    coarse_pair: other h×w×D' descriptors of the same two frames for the coarse level to pool
-    (descriptors.compute_descriptor_levels; None = da, db).  Returns (flow h×w×2, cost h×w)."""
+    Returns (flow h×w×2, cost h×w)."""
     c = cfg.coarse_factor
     H, W = da.shape[:2]
     init = None
     window = cfg.window
     if c > 1 and min(H, W) >= 2 * c:
-        ca, cb = (da, db) if coarse_pair is None else coarse_pair
-        if ca.shape[:2] != da.shape[:2] or cb.shape[:2] != db.shape[:2]:
-            raise InputError(f"coarse descriptors {tuple(ca.shape)}/{tuple(cb.shape)} are not on the grid of "
-                             f"{tuple(da.shape)}/{tuple(db.shape)}")
-        coarse, _ = patchmatch(pool_descriptors(ca, c), pool_descriptors(cb, c), iterations=cfg.coarse_iterations,
+        coarse, _ = patchmatch(pool_descriptors(da, c), pool_descriptors(db, c), iterations=cfg.coarse_iterations,
                                radius=cfg.coarse_radius, window=cfg.coarse_window, seed=seed + 1000)
         # nearest upsampling of the coarse offsets (scaled to the fine grid) as the fine initial guess
         init = (coarse * c).repeat_interleave(c, 0).repeat_interleave(c, 1)[:H, :W]
@@ -51,11 +44,8 @@ def match_one_way(da: torch.Tensor, db: torch.Tensor, cfg: MatchingConfig, seed:
                       subpixel=cfg.subpixel, init=init)
 
 
-def match_descriptors(desc_a: torch.Tensor, desc_b: torch.Tensor, cfg: MatchingConfig, seed: int = 0,
-                      coarse_pair: tuple[torch.Tensor, torch.Tensor] | None = None):
-    """PatchMatch both ways (coarse_pair: (a, b) descriptors for the coarse level, see match_one_way).
-    Returns (flow_ab, cost_ab, flow_ba, cost_ba): torch h×w×2 / h×w in grid pixels."""
-    back = None if coarse_pair is None else (coarse_pair[1], coarse_pair[0])
-    fab, cab = match_one_way(desc_a, desc_b, cfg, seed, coarse_pair)
-    fba, cba = match_one_way(desc_b, desc_a, cfg, seed + 1, back)
+def match_descriptors(desc_a: torch.Tensor, desc_b: torch.Tensor, cfg: MatchingConfig, seed: int = 0):
+    """PatchMatch both ways.  Returns (flow_ab, cost_ab, flow_ba, cost_ba): torch h×w×2 / h×w in grid pixels."""
+    fab, cab = match_one_way(desc_a, desc_b, cfg, seed)
+    fba, cba = match_one_way(desc_b, desc_a, cfg, seed + 1)
     return fab, cab, fba, cba

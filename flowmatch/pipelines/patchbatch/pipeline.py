@@ -23,7 +23,7 @@ from ...image import as_image
 from ...ops.interpolation import NoMatchesWarning
 from .config import MatchingConfig, PipelineConfig, RefinementConfig
 from .consistency import drop_flat, sparse_matches
-from .descriptors import compute_descriptor_levels
+from .descriptors import compute_descriptors
 from .frame_cache import FrameCache
 from .interpolation import densify
 from .matching import match_descriptors
@@ -154,9 +154,9 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
     if k > 1:
         timer.say(f"matching at {mw}×{mh} (downscale {k}), refining at {a.shape[1]}×{a.shape[0]}")
     with torch_threads(cfg.threads):
-        da, db, coarse = compute_descriptor_levels(ma, mb, cfg.descriptors, model, seed=cfg.seed, device=dev, cache=cache)
+        da, db = compute_descriptors(ma, mb, cfg.descriptors, model, seed=cfg.seed, device=dev, cache=cache)
         timer.stage("descriptors", f"{tuple(da.shape)} {str(da.dtype).replace('torch.', '')} on {dev}")
-        fab, cab, fba, _ = match_descriptors(da, db, matching_at(cfg.matching, k), seed=cfg.seed, coarse_pair=coarse)
+        fab, cab, fba, _ = match_descriptors(da, db, matching_at(cfg.matching, k), seed=cfg.seed)
         timer.stage("patchmatch", "both directions")
         c = cfg.consistency
         m = sparse_matches(fab, fba, cab, threshold=c.threshold, cost_quantile=c.cost_quantile, step=c.seed_step,

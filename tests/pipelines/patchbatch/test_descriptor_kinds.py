@@ -1,6 +1,4 @@
 """The descriptor kinds of the pipeline's first stage: DAISY and the combined network + raw patches."""
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -134,64 +132,6 @@ def test_combined_pca_keeps_the_distances_of_the_explicit_combined_field(factor)
     d_full = torch.cdist(full[0].reshape(-1, 113), full[1].reshape(-1, 113))
     d_red = torch.cdist(ya.reshape(-1, 5), yb.reshape(-1, 5))
     torch.testing.assert_close(d_red, d_full, atol=2e-4, rtol=1e-4)
-
-
-def test_coarse_raw_weight_gives_the_coarse_level_its_own_combined_descriptors():
-    """compute_descriptor_levels: the coarse pair equals the fine pair of a config whose raw_weight is the
-    coarse one (same network and raw fields, same PCA seed); equal weights, None or another kind give none."""
-    from flowmatch.pipelines.patchbatch.descriptors import compute_descriptor_levels, compute_descriptors
-    from flowmatch.pipelines.patchbatch.network import load_descriptor_model
-
-    rng = np.random.default_rng(1)
-    a, b = ((rng.random((60, 76, 3)) * 255).astype(np.uint8) for _ in range(2))
-    net = load_descriptor_model()
-    base = DescriptorConfig(kind="combined", stride=2, net_stride=4, pca_dim=16, precision="fp32", raw_weight=0.6)
-    fa, fb, coarse = compute_descriptor_levels(a, b, dataclasses.replace(base, coarse_raw_weight=0.3), net, seed=5)
-    ref_fine = compute_descriptors(a, b, base, net, seed=5)
-    ref_coarse = compute_descriptors(a, b, dataclasses.replace(base, raw_weight=0.3), net, seed=5)
-    torch.testing.assert_close((fa, fb), ref_fine)
-    assert coarse is not None
-    torch.testing.assert_close(coarse, ref_coarse)
-    # the two weights really differ (else this test could not tell the levels apart)
-    assert not torch.allclose(torch.cdist(fa.reshape(-1, 16)[:50], fb.reshape(-1, 16)[:50]),
-                              torch.cdist(coarse[0].reshape(-1, 16)[:50], coarse[1].reshape(-1, 16)[:50]), atol=1e-2)
-    for cfg in (dataclasses.replace(base, coarse_raw_weight=0.6), base,
-                dataclasses.replace(base, kind="raw", coarse_raw_weight=0.3)):
-        assert compute_descriptor_levels(a, b, cfg, net, seed=5)[2] is None
-
-
-@pytest.mark.parametrize("bad", [-0.1, 1.5, "half", float("nan")])
-def test_coarse_raw_weight_rejects_bad_values(bad):
-    from flowmatch.pipelines.patchbatch.presets import resolve_config
-
-    with pytest.raises(InputError, match="coarse_raw_weight"):
-        resolve_config("accurate", coarse_raw_weight=bad)
-
-
-def test_coarse_pair_drives_only_the_coarse_patchmatch_level():
-    """match_one_way with a coarse pair equal to the fine one is the plain run; with a coarse pair on
-    another grid it is a named error; with the coarse pair of a shifted copy the coarse guess follows it."""
-    from flowmatch.pipelines.patchbatch.config import MatchingConfig
-    from flowmatch.pipelines.patchbatch.matching import match_descriptors, match_one_way
-
-    g = torch.Generator().manual_seed(0)
-    da = torch.nn.functional.avg_pool2d(torch.randn(1, 8, 40, 48, generator=g), 3, 1, 1)[0].permute(1, 2, 0).contiguous()
-    db = torch.roll(da, shifts=(2, 3), dims=(0, 1))
-    cfg = MatchingConfig(iterations=2, coarse_factor=2, coarse_iterations=3, coarse_window=6, coarse_radius=4)
-    plain = match_descriptors(da, db, cfg, seed=2)
-    same = match_descriptors(da, db, cfg, seed=2, coarse_pair=(da.clone(), db.clone()))
-    for x, y in zip(plain, same):
-        torch.testing.assert_close(x, y)
-    with pytest.raises(InputError, match="not on the grid"):
-        match_one_way(da, db, cfg, 0, coarse_pair=(da[:-2], db))
-    # fine level restricted to a ±0 window and no search: the result is the coarse guess, so a coarse pair
-    # that says "no motion" (b's coarse descriptors = a's) must give zero flow where the plain run moves
-    frozen = MatchingConfig(iterations=1, radius=0, window=0, coarse_factor=2, coarse_iterations=3,
-                            coarse_window=6, coarse_radius=4, subpixel=False)
-    moved, _ = match_one_way(da, db, frozen, 0)
-    still, _ = match_one_way(da, db, frozen, 0, coarse_pair=(da, da))
-    assert (moved[8:-8, 8:-8].abs().sum(-1) > 0).float().mean() > 0.5
-    assert still.abs().max() <= 1.0
 
 
 def test_combined_with_daisy_is_the_weighted_sum_of_network_and_daisy_distances():

@@ -59,7 +59,7 @@ def test_no_surviving_match_gives_a_defined_flow_and_a_warning(monkeypatch):
 
     a, b = _shifted_pair()
 
-    def inconsistent(da, db, cfg, seed=0, coarse_pair=None):
+    def inconsistent(da, db, cfg, seed=0):
         H, W = da.shape[:2]
         far = torch.full((H, W, 2), 10.0 * max(H, W))  # every target leaves the image
         cost = torch.ones(H, W)
