@@ -76,6 +76,21 @@ def parse_variant(spec: str) -> tuple[str, str, dict]:
     return name, preset or "fast", {k: _value(v) for k, v in options.items()}
 
 
+_NETWORKS: dict = {}
+
+
+def network_of(preset: str, opts: dict) -> tuple:
+    """(the descriptor network the run (preset, opts) names, loaded once per name; opts without
+    descriptor_model) for patchbatch_flow(model=...), which refuses a model and that option together."""
+    from flowmatch.pipelines.patchbatch import load_descriptor_model, resolve_config
+
+    opts = dict(opts)
+    name = opts.pop("descriptor_model", None) or resolve_config(preset, **opts).descriptors.model
+    if name not in _NETWORKS:
+        _NETWORKS[name] = load_descriptor_model(name)
+    return _NETWORKS[name], opts
+
+
 def pipelines(args) -> dict:
     """label -> (preset, options) for every preset of --presets and every --variant."""
     out = {f"patchbatch-{p}": (p, {}) for p in args.presets.split(",") if p}
@@ -94,7 +109,7 @@ def timed(fn):
     return out, time.perf_counter() - w, time.process_time() - c
 
 
-def speed(args, img1, img2, gt, valid, model, runs: dict) -> None:
+def speed(args, img1, img2, gt, valid, runs: dict) -> None:
     import cv2
     g1, g2 = cv2.cvtColor(img1, cv2.COLOR_RGB2GRAY), cv2.cvtColor(img2, cv2.COLOR_RGB2GRAY)
     runners = {"dis-medium (OpenCV)": lambda: (cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -103,6 +118,7 @@ def speed(args, img1, img2, gt, valid, model, runs: dict) -> None:
         runners["deepflow (OpenCV contrib)"] = lambda: (cv2.optflow.createOptFlow_DeepFlow().calc(g1, g2, None), {})
     for label, (preset, opts) in runs.items():
         def run(preset=preset, opts=opts):
+            model, opts = network_of(preset, opts)
             flow, st = patchbatch_flow(img1, img2, preset=preset, model=model, return_stages=True, **opts)
             return flow, {k: (st["timings"][k], st["cpu_timings"][k]) for k in st["timings"]}
         runners[label] = run
@@ -127,7 +143,7 @@ def speed(args, img1, img2, gt, valid, model, runs: dict) -> None:
         print(f"{label:<26s} {w:7.2f} {c:7.2f} {w / base_w:10.1f} {c / base_c:9.1f} {epe:7.3f}  {st}")
 
 
-def all_pairs(model, runs: dict, seeds: list[int]) -> None:
+def all_pairs(runs: dict, seeds: list[int]) -> None:
     """Mean EPE per report group and the mean of the groups over the held-out real pairs (each pair's
     EPE averaged over `seeds`: PatchMatch's random start moves single pairs by up to ~10 %), with
     median wall/CPU seconds per 1024×436 pair."""
@@ -141,6 +157,7 @@ def all_pairs(model, runs: dict, seeds: list[int]) -> None:
         return
     table = {}
     for label, (preset, opts) in runs.items():
+        model, opts = network_of(preset, opts)
         epes, walls, cpus = {}, [], []
         for s in cases:
             per_seed = []
@@ -188,17 +205,15 @@ def main() -> None:
     ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
     import torch
-    from flowmatch.pipelines.patchbatch import load_descriptor_model
 
     img1, img2, gt, valid, name = load_case(args.case)
     print(f"bench_pipeline: {name} {img1.shape[1]}×{img1.shape[0]}, torch threads {torch.get_num_threads()}, "
           f"runs {args.runs}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    model = load_descriptor_model()
     runs = pipelines(args)
     if not args.skip_speed:
-        speed(args, img1, img2, gt, valid, model, runs)
+        speed(args, img1, img2, gt, valid, runs)
     if args.all_pairs:
-        all_pairs(model, runs, [int(v) for v in args.seeds.split(",")])
+        all_pairs(runs, [int(v) for v in args.seeds.split(",")])
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_pipeline import PREVIOUS, parse_variant  # noqa: E402
+from bench_pipeline import PREVIOUS, network_of, parse_variant  # noqa: E402
 
 from flowmatch import metrics  # noqa: E402
 from flowmatch.errors import FlowmatchError  # noqa: E402
@@ -59,14 +59,13 @@ def main() -> int:
         ap.error("--seeds is empty")
     import torch
 
-    from flowmatch.pipelines.patchbatch import load_descriptor_model, patchbatch_flow
+    from flowmatch.pipelines.patchbatch import patchbatch_flow
     torch.set_num_threads(2)
     try:
         pairs = tuning_pairs(args.pairs)
     except FlowmatchError as exc:
         print(f"bench_presets_synthetic: {exc}", file=sys.stderr)
         return 1
-    model = load_descriptor_model()
     specs = [f"patchbatch-{p}={p}" for p in args.presets.split(",") if p]
     specs += [f"{k}={v}" for k, v in PREVIOUS.items()] if args.previous else []
     print(f"{2 * args.pairs} flying-photos pairs 1024×436, seeds {seeds}, load average {os.getloadavg()[0]:.1f}\n")
@@ -79,9 +78,10 @@ def main() -> int:
     results: dict[str, dict] = {}
     for name, preset, opts in parsed:
         epe: dict[str, list[float]] = {}
+        model, run_opts = network_of(preset, opts)  # descriptor_model=PATH selects the network
         c0 = time.process_time()
         for kind, p in pairs:
-            e = [metrics.epe(patchbatch_flow(p.img1, p.img2, preset=preset, model=model, seed=s, **opts), p.flow, p.valid)
+            e = [metrics.epe(patchbatch_flow(p.img1, p.img2, preset=preset, model=model, seed=s, **run_opts), p.flow, p.valid)
                  for s in seeds]
             epe.setdefault(kind, []).append(float(np.mean(e)))
         g = {k: float(np.mean(v)) for k, v in epe.items()}

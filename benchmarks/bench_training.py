@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_training.py [--steps 2] [--batch 4] [--crop 192 256] [--threads 2]
 
 Rows: FlowNetS and FlowNetC at width 0.25 and 0.5 (batch norm, `--batch` pairs of `--crop`), and the
-PatchBatch descriptor net (dense variant, width 0.5, 128 triplets = 384 patches); columns: every
+PatchBatch descriptor net (dense variant, width 0.5 and the paper's width 1 = 512-D, 128 triplets = 384
+patches); columns: every
 combination of precision (fp32, bf16 autocast with fp32 master weights, as flowmatch.precision does
 it) and memory format.  A step is what the trainers do: forward, the training loss (FlowNet's
 multiscale EPE / CENT-DrLIM+SD), backward, Adam.  Inputs are random tensors, so data generation is
@@ -120,7 +121,8 @@ def main() -> None:
              "flownetc w0.25": flownet_case("flownetc", 0.25, args.batch, crop),
              "flownets w0.5": flownet_case("flownets", 0.5, args.batch, crop),
              "flownetc w0.5": flownet_case("flownetc", 0.5, args.batch, crop),
-             "patchbatch w0.5 (128 triplets)": patchbatch_case()}
+             "patchbatch w0.5 (128 triplets)": patchbatch_case(),
+             "patchbatch w1 (128 triplets)": patchbatch_case(width=1.0)}
     if args.only:
         cases = {k: v for k, v in cases.items() if any(o.strip() in k for o in args.only.split(","))}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native CPU bf16: {cpu_has_fast_bf16()}; "

@@ -26,7 +26,9 @@ def real_data_dir() -> str | None:
 # Shipped weights: name -> file in weights_dir().
 FLOWNET_WEIGHTS = {"flownets": "flownets_small_photos.safetensors",
                    "flownetc": "flownetc_small_photos.safetensors"}
-DESCRIPTOR_WEIGHTS = {"dense": "patchbatch_dense.safetensors", "paper": "patchbatch_paper.safetensors"}
+# "dense-512": the dense net at the paper's width (512-D), 3x slower in the pipeline than "dense" (README)
+DESCRIPTOR_WEIGHTS = {"dense": "patchbatch_dense.safetensors", "dense-512": "patchbatch_dense_w1.safetensors",
+                      "paper": "patchbatch_paper.safetensors"}
 
 
 def shipped_weights(kind: str) -> str:

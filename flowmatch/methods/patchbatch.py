@@ -55,7 +55,9 @@ def _run(img1: np.ndarray, img2: np.ndarray, *, preset: str, device: str = "cpu"
     options = {**options, "value_range": 255.0}  # the registry hands over as_image frames: float in [0, 255]
     dev = check_device("cpu" if device is None else device)
     kind = options.get("descriptor", "patchbatch")
-    model = _model(options.get("descriptor_model")) if kind in ("patchbatch", "combined") else None
+    # loaded once per process and handed over as model= (the pipeline refuses it with descriptor_model too)
+    name = options.pop("descriptor_model", None)
+    model = _model(name) if kind in ("patchbatch", "combined") else None
     return patchbatch_flow(img1, img2, preset=preset, verbose=bool(verbose), model=model, device=dev,
                            cache=_FRAMES, **options)
 

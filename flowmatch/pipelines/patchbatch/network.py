@@ -45,8 +45,9 @@ def load_descriptor_model(name: str | None = None, device: str | torch.device = 
     """Load a descriptor network in eval mode.
 
     Args:
-        name: None or "dense" (the shipped dense-evaluable network), "paper" (the shipped 51×51
-            network, per-patch only), or the path of a "patchbatch" checkpoint / weights file.
+        name: None or "dense" (the shipped dense-evaluable network, 256-D), "dense-512" (the same at
+            the paper's width, 512-D), "paper" (the shipped 51×51 network, per-patch only), or the path
+            of a "patchbatch" checkpoint / weights file.
     Raises CheckpointError when the file is missing, foreign or does not fit the network."""
     key = name or "dense"
     path = weights_path(DESCRIPTOR_WEIGHTS[key]) if key in DESCRIPTOR_WEIGHTS else key

@@ -126,7 +126,8 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         img1, img2: frames H×W or H×W×3 (uint8/uint16/float), same size.
         preset: "accurate", "fast", "thorough" or a PipelineConfig; options: flat overrides (config.OPTION_FIELDS).
         verbose: print each stage's wall time to stderr.
-        model: an already loaded descriptor network (else cfg.descriptors.model is loaded).
+        model: an already loaded descriptor network (else cfg.descriptors.model is loaded); InputError
+            when the descriptor_model option is given too.
         return_stages: also return a dict of intermediate results and timings.
         device: where descriptors, PatchMatch and the forward-backward check run ("cpu", "cuda",
             "cuda:N"); interpolation and refinement run on the CPU.  InputError for a device that is
@@ -141,6 +142,9 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
     """
     # value_range: of the frames (flowmatch.image.full_scale), e.g. 255 for float frames in [0, 255]
     value_range = options.pop("value_range", None)
+    if model is not None and options.get("descriptor_model") is not None:
+        # one would silently win over the other
+        raise InputError("give either model= (a loaded descriptor network) or the descriptor_model option, not both")
     cfg = resolve_config(preset, **options)
     dev = check_device(device)
     a, b = as_image(img1, "img1", value_range), as_image(img2, "img2", value_range)

@@ -138,3 +138,17 @@ def test_bf16_precision_is_close_to_fp32():
         dd.descriptors(img, net, precision="fp8")
     with pytest.raises(InputError, match="bf16"):
         dd.descriptors(img, net, mode="patch", precision="bf16")
+
+
+def test_shipped_width_one_dense_net_is_the_papers_512_d_and_dense_evaluable():
+    """"dense-512" loads by name; its dense field equals the per-patch descriptors at sample pixels."""
+    path = __import__("flowmatch._paths")._paths.weights_path(DESCRIPTOR_WEIGHTS["dense-512"])
+    if not __import__("os").path.isfile(path):
+        pytest.skip("no shipped dense-512 weights")
+    net = dd.load_descriptor_model("dense-512")
+    assert (net.variant, net.width, net.dim) == ("dense", 1.0, 512)
+    img = np.random.default_rng(5).integers(0, 256, (40, 44)).astype(np.uint8)
+    field = dd.descriptors(img, net, precision="fp32")
+    assert field.shape == (40, 44, 512) and torch.isfinite(field).all()
+    per_patch = dd.descriptors(img, net, mode="patch", stride=9)
+    torch.testing.assert_close(field[::9, ::9], per_patch, atol=2e-3, rtol=2e-3)
