@@ -79,13 +79,13 @@ def parse_variant(spec: str) -> tuple[str, str, dict]:
 _NETWORKS: dict = {}
 
 
-def network_of(preset: str, opts: dict) -> tuple:
-    """(the descriptor network the run (preset, opts) names, loaded once per name; opts without
-    descriptor_model) for patchbatch_flow(model=...), which refuses a model and that option together."""
-    from flowmatch.pipelines.patchbatch import load_descriptor_model, resolve_config
+def network_of(opts: dict) -> tuple:
+    """(the descriptor network a run's descriptor_model option names, the shipped one by default, loaded once
+    per name; opts without that option) for patchbatch_flow(model=...), which refuses the two together."""
+    from flowmatch.pipelines.patchbatch import load_descriptor_model
 
     opts = dict(opts)
-    name = opts.pop("descriptor_model", None) or resolve_config(preset, **opts).descriptors.model
+    name = opts.pop("descriptor_model", None)
     if name not in _NETWORKS:
         _NETWORKS[name] = load_descriptor_model(name)
     return _NETWORKS[name], opts
@@ -118,7 +118,7 @@ def speed(args, img1, img2, gt, valid, runs: dict) -> None:
         runners["deepflow (OpenCV contrib)"] = lambda: (cv2.optflow.createOptFlow_DeepFlow().calc(g1, g2, None), {})
     for label, (preset, opts) in runs.items():
         def run(preset=preset, opts=opts):
-            model, opts = network_of(preset, opts)
+            model, opts = network_of(opts)
             flow, st = patchbatch_flow(img1, img2, preset=preset, model=model, return_stages=True, **opts)
             return flow, {k: (st["timings"][k], st["cpu_timings"][k]) for k in st["timings"]}
         runners[label] = run
@@ -157,7 +157,7 @@ def all_pairs(runs: dict, seeds: list[int]) -> None:
         return
     table = {}
     for label, (preset, opts) in runs.items():
-        model, opts = network_of(preset, opts)
+        model, opts = network_of(opts)
         epes, walls, cpus = {}, [], []
         for s in cases:
             per_seed = []

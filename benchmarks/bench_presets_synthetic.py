@@ -78,7 +78,7 @@ def main() -> int:
     results: dict[str, dict] = {}
     for name, preset, opts in parsed:
         epe: dict[str, list[float]] = {}
-        model, run_opts = network_of(preset, opts)  # descriptor_model=PATH selects the network
+        model, run_opts = network_of(opts)  # descriptor_model=PATH selects the network
         c0 = time.process_time()
         for kind, p in pairs:
             e = [metrics.epe(patchbatch_flow(p.img1, p.img2, preset=preset, model=model, seed=s, **run_opts), p.flow, p.valid)

@@ -44,4 +44,3 @@ def test_descriptor_model_option_reaches_the_pipeline_through_flowmatch_flow(oth
     shipped = flowmatch.flow(a, b, method="patchbatch-fast", **opts)
     np.testing.assert_array_equal(via_flow, direct)
     assert not np.array_equal(via_flow, shipped)  # a random net does not match like the trained one
-

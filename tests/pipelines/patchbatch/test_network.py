@@ -141,7 +141,8 @@ def test_bf16_precision_is_close_to_fp32():
 
 
 def test_shipped_width_one_dense_net_is_the_papers_512_d_and_dense_evaluable():
-    """"dense-512" loads by name; its dense field equals the per-patch descriptors at sample pixels."""
+    """The "dense-512" weights load by name as the 512-D dense net; its dense field equals the network's own
+    forward on one patch per pixel at sampled pixels."""
     path = __import__("flowmatch._paths")._paths.weights_path(DESCRIPTOR_WEIGHTS["dense-512"])
     if not __import__("os").path.isfile(path):
         pytest.skip("no shipped dense-512 weights")
