@@ -95,15 +95,15 @@ def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: 
     rows = {}
     positions = PatchPairSampler(frames, 21, augment=False, seed=5).sample(triplets) if triplets else None
     for desc in (["zero"] if with_zero else []) + descs:
-        per_pair, t0 = {}, time.perf_counter()
+        per_pair, per_seed, t0 = {}, {}, time.perf_counter()
         for f in frames:
             if desc == "zero":
                 pred = np.zeros_like(f.flow)
                 per_pair[f.name] = float(epe(pred, f.flow, f.valid))
                 continue
-            per_pair[f.name] = float(np.mean([
-                epe(flowmatch.flow(f.img1, f.img2, method=preset, seed=s, **(options or {}), **descriptor_options(desc)),
-                    f.flow, f.valid) for s in seeds]))
+            per_seed[f.name] = [float(epe(flowmatch.flow(f.img1, f.img2, method=preset, seed=s, **(options or {}),
+                                                         **descriptor_options(desc)), f.flow, f.valid)) for s in seeds]
+            per_pair[f.name] = float(np.mean(per_seed[f.name]))
         secs = (time.perf_counter() - t0) / len(frames) / (1 if desc == "zero" else len(seeds))
         groups: dict[str, list[float]] = {}
         for name, v in per_pair.items():
@@ -111,6 +111,8 @@ def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: 
         means = {g: float(np.mean(v)) for g, v in groups.items()}
         row = {"per_pair": per_pair, "groups": means, "mean_of_groups": float(np.mean(list(means.values()))),
                "s_per_pair": secs}
+        if per_seed:  # each pair's EPE per seed, in the order of `seeds` (its spread says what a difference means)
+            row["per_seed"] = per_seed
         if positions is not None and desc != "zero":
             row.update(triplet_scores(desc, frames, positions))
         rows[desc] = row

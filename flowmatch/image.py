@@ -38,7 +38,7 @@ import torch
 from .errors import InputError
 
 __all__ = ["to_numpy", "check_shape", "full_scale", "check_value_range", "as_flow", "as_flows", "as_mask", "frame_to_numpy",
-           "as_image", "to_gray", "normalize_gray", "normalized_gray", "gray_u8", "to_batch", "ValueRange",
+           "as_image", "to_gray", "normalize_gray", "normalized_gray", "local_normalize", "gray_u8", "to_batch", "ValueRange",
            "FrameLayout", "split_frames", "flow_in_layout", "as_flows"]
 
 # ITU-R 601 luma weights (what cv2.cvtColor uses), R, G, B.
@@ -272,6 +272,31 @@ def normalize_gray(gray: np.ndarray) -> np.ndarray:
     return ((gray - gray.mean()) / (std if std > 1e-6 else 1.0)).astype(np.float32)
 
 
+# Local contrast normalisation of a descriptor network's input (PatchBatchNet input_norm="local"):
+# Gaussian window sigma in pixels (the 62-px context spans ~±4 sigma) and the floor of the local standard
+# deviation, in units of the image's own standard deviation (flat areas are not blown up into noise).
+LOCAL_NORM_SIGMA = 8.0
+LOCAL_NORM_FLOOR = 0.05
+INPUT_NORMS = ("global", "local")
+
+
+def local_normalize(gray: np.ndarray, sigma: float = LOCAL_NORM_SIGMA, floor: float = LOCAL_NORM_FLOOR) -> np.ndarray:
+    """(g - m) / sqrt(v + floor²) of an H×W float32 image g already normalised by `normalize_gray`,
+    with m and v its Gaussian-weighted (sigma px, reflect-101 borders) local mean and variance: every
+    neighbourhood gets zero mean and about unit contrast, so haze, fog and dark areas reach a network
+    with the contrast bright areas have.  Invariant to a·g + b (a > 0).  Returns H×W float32."""
+    import cv2
+
+    g = np.ascontiguousarray(gray, dtype=np.float32)
+    if g.ndim != 2:
+        raise InputError(f"local_normalize needs an H×W image, got shape {g.shape}")
+    blur = lambda x: cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)  # noqa: E731
+    mean = blur(g)
+    centred = g - mean
+    var = blur(centred * centred)
+    return (centred / np.sqrt(np.maximum(var, 0.0) + floor * floor)).astype(np.float32)
+
+
 def gray_u8(img: np.ndarray) -> np.ndarray:
     """float32 H×W×3 (or H×W) in [0, 255], as `as_image` returns -> uint8 H×W grey (what OpenCV's
     flow solvers take), computed by OpenCV itself so that a method gives OpenCV's own result: a frame
@@ -346,17 +371,20 @@ def to_batch(x: Any, name: str, value_range: ValueRange = None) -> tuple[torch.T
     return _rescale(t, lo_hi, 1.0), batched, is_numpy
 
 
-def normalized_gray(img: Any, name: str = "image") -> np.ndarray:
+def normalized_gray(img: Any, name: str = "image", norm: str = "global") -> np.ndarray:
     """H×W or H×W×3 frame (numpy or torch, any numeric dtype) -> H×W float32 luma minus its mean,
-    divided by its standard deviation.  The result does not depend on the value range, so none is
-    asked for (descriptor networks take this)."""
+    divided by its standard deviation, then (norm="local") by `local_normalize`.  The result does not
+    depend on the value range, so none is asked for (descriptor networks take this)."""
+    if norm not in INPUT_NORMS:
+        raise InputError(f"norm must be one of {INPUT_NORMS}, got {norm!r}")
     a = _channels_last(frame_to_numpy(img, name), name, "H×W or H×W×3")
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise InputError(f"{name} has unsupported dtype {a.dtype}")
     f = a.astype(np.float32)
     if not np.isfinite(f).all():
         raise InputError(f"{name} contains NaN or infinite values")
-    return normalize_gray(f @ np.array(LUMA, np.float32) if f.ndim == 3 else f)
+    g = normalize_gray(f @ np.array(LUMA, np.float32) if f.ndim == 3 else f)
+    return local_normalize(g) if norm == "local" else g
 
 
 @dataclass(frozen=True)

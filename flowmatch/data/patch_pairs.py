@@ -6,9 +6,9 @@ For an anchor pixel p of img1 (valid, not occluded, with p + flow(p) inside img2
   * negative: the patch of img2 centred on p + flow(p) + δ with |δ| uniform in [neg_min, neg_max] px
               (1-8 px by default, a random direction), or, for a `far_negatives` share of the
               triplets, at a random position of img2 more than neg_max px from the true match.
-Patches come from the grayscale frame normalised by its own mean/std with reflect-101 borders,
-exactly as the dense descriptor pass sees the image; photometric augmentation (gamma, contrast,
-brightness, noise) is optional.  For an even patch size P the centre is pixel P//2 - 1 from the top
+Patches come from the grayscale frame normalised by its own mean/std (then locally, input_norm
+"local") with reflect-101 borders, exactly as the dense descriptor pass sees the image; photometric
+augmentation (gamma, contrast, brightness, noise) is optional.  For an even patch size P the centre is pixel P//2 - 1 from the top
 left (rows p-30 .. p+31 for P = 62), matching flowmatch.descriptors_dense.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..image import to_gray
+from ..image import INPUT_NORMS, local_normalize, normalize_gray, to_gray
 
 
 def patch_offsets(patch_size: int) -> tuple[int, int]:
@@ -62,6 +62,7 @@ class _Frame:
     pad: int
     gray1: np.ndarray = field(repr=False, default=None)  # unpadded [0, 1] grayscale (for baselines)
     gray2: np.ndarray = field(repr=False, default=None)
+    local: bool = False  # raw1/raw2 hold the locally normalised frames (input_norm "local")
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -87,13 +88,19 @@ class PatchPairSampler:
         augment: photometric augmentation (per-patch gamma, contrast, brightness, noise).
         seed: seed of the sampler's own random generator.
         weights: optional relative sampling weight of each frame (default: frames drawn uniformly).
+        input_norm: the network's input normalisation (PatchBatchNet.input_norm): "global" (the
+            frame's mean/std) or "local" (then flowmatch.image.local_normalize, computed on the whole
+            frame as the dense pass does; per-patch gamma is then left out, since it needs intensities).
     Raises InputError for frames of mismatched shapes or without any usable (valid, unoccluded,
     in-frame) pixel.
     """
 
     def __init__(self, frames: Sequence[Any], patch_size: int = 51, neg_min: float = 1.0, neg_max: float = 8.0,
                  far_negatives: float = 0.0, augment: bool = True, seed: int = 0,
-                 weights: Sequence[float] | None = None):
+                 weights: Sequence[float] | None = None, input_norm: str = "global"):
+        if input_norm not in INPUT_NORMS:
+            raise InputError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
+        self.input_norm = input_norm
         if patch_size < 3:
             raise InputError(f"patch_size must be at least 3, got {patch_size}")
         if not (0 < neg_min <= neg_max):
@@ -154,6 +161,11 @@ class PatchPairSampler:
         def padded(g: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.pad(g, pad, mode="reflect"))[None, None].contiguous()
 
+        if self.input_norm == "local":
+            # normalised on the whole frame (as the dense pass does); the patches need no further scaling
+            n1, n2 = (local_normalize(normalize_gray(g)) for g in (g1, g2))
+            return _Frame(name, padded(n1), padded(n2), (0.0, 1.0), (0.0, 1.0), flow, cand, (h, w), pad, g1, g2,
+                          local=True)
         return _Frame(name, padded(g1), padded(g2), (float(g1.mean()), float(g1.std())),
                       (float(g2.mean()), float(g2.std())), flow, cand, (h, w), pad, g1, g2)
 
@@ -183,13 +195,14 @@ class PatchPairSampler:
 
     @staticmethod
     def _photometric(patches: torch.Tensor, stats: tuple[float, float], params: dict[str, torch.Tensor] | None,
-                     rng: np.random.Generator) -> torch.Tensor:
-        """Gamma on [0, 1] intensities, then the image's normalisation, contrast, brightness, noise."""
+                     rng: np.random.Generator, local: bool = False) -> torch.Tensor:
+        """Gamma on [0, 1] intensities (not for `local`, already normalised patches), then the image's
+        normalisation, contrast, brightness, noise."""
         mean, std = stats
         std = std if std > 1e-6 else 1.0
         if params is None:
             return (patches - mean) / std
-        x = (patches.clamp_min(0) ** params["gamma"] - mean) / std
+        x = (patches - mean) / std if local else (patches.clamp_min(0) ** params["gamma"] - mean) / std
         x = x * params["contrast"] + params["bright"]
         noise = torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32))
         return x + noise * params["sigma"]
@@ -226,12 +239,12 @@ class PatchPairSampler:
                     xyn[i] = q
                     break
         xyn = np.clip(xyn, [0, 0], [w - 1, h - 1]).astype(np.float32)  # near-border negatives stay in frame
-        a = self._photometric(self._cut(fr, fr.raw1, xy1), fr.stats1, self._draw(k, 0.5, rng), rng)
+        a = self._photometric(self._cut(fr, fr.raw1, xy1), fr.stats1, self._draw(k, 0.5, rng), rng, fr.local)
         both = self._cut(fr, fr.raw2, np.concatenate([xy2, xyn]))
         # One photometric draw per triplet for its positive and negative (both come from img2).
         params = self._draw(k, 1.0, rng)
-        p = self._photometric(both[:k], fr.stats2, params, rng)
-        nneg = self._photometric(both[k:], fr.stats2, params, rng)
+        p = self._photometric(both[:k], fr.stats2, params, rng, fr.local)
+        nneg = self._photometric(both[k:], fr.stats2, params, rng, fr.local)
         return a, p, nneg, np.full(k, fi), xy1, xy2.astype(np.float32), xyn
 
     def patches_at(self, frame: int, xy: np.ndarray, image: int = 1) -> torch.Tensor:

@@ -25,6 +25,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..image import INPUT_NORMS
 
 VARIANTS = ("paper", "dense")
 PATCH_SIZE = {"paper": 51, "dense": 62}
@@ -66,9 +67,13 @@ class PatchBatchNet(nn.Module):
         variant: "paper" (51×51, ceil pools) or "dense" (62×62, floor pools, per-channel BN).
         bn: "unit" (paper's per-unit BN; paper variant only) or "channel".
         width: channel multiplier (1.0 = the paper's 32/64/128/256/512).
+        input_norm: how the image is normalised before patches are cut ("global": by its own mean
+            and standard deviation; "local": then by flowmatch.image.local_normalize).  The network
+            does not apply it; the descriptor pass and the training sampler read it from here.
     """
 
-    def __init__(self, variant: str = "dense", bn: str | None = None, width: float = 1.0):
+    def __init__(self, variant: str = "dense", bn: str | None = None, width: float = 1.0,
+                 input_norm: str = "global"):
         super().__init__()
         if variant not in VARIANTS:
             raise InputError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -79,7 +84,9 @@ class PatchBatchNet(nn.Module):
             raise InputError("the dense variant needs bn='channel' (per-unit BN is not translation-equivariant)")
         if not (0 < width <= 4):
             raise InputError(f"width must be in (0, 4], got {width}")
-        self.variant, self.bn_kind, self.width = variant, bn, float(width)
+        if input_norm not in INPUT_NORMS:
+            raise InputError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
+        self.variant, self.bn_kind, self.width, self.input_norm = variant, bn, float(width), input_norm
         self.patch_size = PATCH_SIZE[variant]
         self.ceil = variant == "paper"
         chans = [max(1, int(round(c * width))) for c in BASE_CHANNELS]
@@ -99,7 +106,10 @@ class PatchBatchNet(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this network (stored in checkpoints)."""
-        return {"variant": self.variant, "bn": self.bn_kind, "width": self.width}
+        cfg: dict[str, Any] = {"variant": self.variant, "bn": self.bn_kind, "width": self.width}
+        if self.input_norm != "global":  # files written before the option existed are global
+            cfg["input_norm"] = self.input_norm
+        return cfg
 
     def check_patches(self, x: torch.Tensor, name: str = "patches") -> None:
         """Raise InputError unless x is N×1×P×P floating point with P = self.patch_size."""

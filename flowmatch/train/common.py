@@ -271,12 +271,14 @@ def load_training_state(path: str | os.PathLike, kind: str | tuple[str, ...], mo
 
 
 def load_init_weights(path: str | os.PathLike, kind: str, model: torch.nn.Module, config: dict[str, Any],
-                      hint: str) -> None:
+                      hint: str, ignore: tuple[str, ...] = ()) -> None:
     """`--init`: the weights of checkpoint / exported weights `path` into `model` (fine-tuning: the
     optimizer, step and schedule start fresh).  CheckpointError when the file holds another kind or a
-    network of another config (`hint` names the options that set it)."""
+    network of another config (`hint` names the options that set it), config keys in `ignore` aside
+    (settings that do not change the tensors)."""
     ckpt = load_checkpoint(path, kind)
-    if ckpt.config != config:
+    strip = lambda c: {k: v for k, v in c.items() if k not in ignore}  # noqa: E731
+    if strip(ckpt.config) != strip(config):
         raise CheckpointError(f"--init {str(path)!r} holds a {kind} with config {ckpt.config}, but this run builds "
                               f"{config}; pass the same {hint}")
     load_state_into(model, ckpt.model, source=f"--init {str(path)!r}")

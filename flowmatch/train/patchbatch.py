@@ -36,6 +36,7 @@ from .._atomic import atomic_open
 from .._outputs import check_outputs, folder
 from ..errors import InputError
 from ..losses import LOSSES, triplet_batch_loss
+from ..image import INPUT_NORMS
 from ..models.patchbatch import VARIANTS, PatchBatchNet
 from ..precision import PRECISIONS, autocast, resolve_precision
 from . import common
@@ -58,6 +59,10 @@ class PatchBatchTrainConfig:
     bn: str | None = field(default=None, metadata={"choices": ("unit", "channel"),
                                                    "help": "batch norm kind (default: unit for paper, channel for dense)"})
     width: float = field(default=0.5, metadata={"help": "channel multiplier (1.0 = the paper's 512-D net)"})
+    input_norm: str = field(default="global", metadata={"choices": INPUT_NORMS,
+                                                        "help": "the net's input: the frame normalised by its mean/std "
+                                                                "(global) or then locally (local: haze- and "
+                                                                "shadow-invariant, flowmatch.image.local_normalize)"})
     loss: str = field(default="cent-drlim-sd", metadata={"choices": tuple(LOSSES)})
     margin: float = field(default=25.0, metadata={"help": "loss margin (distance units of the descriptor; "
                                                           "about 1 with --raw-weight, whose descriptors have norm 1)"})
@@ -109,6 +114,9 @@ class PatchBatchTrainConfig:
                 raise InputError(f"--{name} must be a positive finite number, got {v}")
         if not 0 <= self.raw_weight < 1:
             raise InputError(f"--raw-weight must be in [0, 1), got {self.raw_weight}")
+        if self.raw_weight and self.input_norm != "global":
+            # with_raw cuts the raw part from the training patches, which then would not be the frame pass's
+            raise InputError("--raw-weight needs --input-norm global")
         if not 0 <= self.lam <= 1:
             raise InputError(f"--lam must be in [0, 1], got {self.lam}")
         if self.workers < 0 or (self.threads is not None and self.threads < 1):
@@ -119,7 +127,7 @@ class PatchBatchTrainConfig:
         check_outputs({"--export": self.export}, {"--photos": folder(self.photos)})
 
     # Settings a resumed run must share with its checkpoints (the batches and the model depend on them).
-    FIXED = ("data", "variant", "bn", "width", "batch", "frames_per_batch", "size", "seed", "neg_min", "neg_max",
+    FIXED = ("data", "variant", "bn", "width", "input_norm", "batch", "frames_per_batch", "size", "seed", "neg_min", "neg_max",
              "far_negatives", "augment", "raw_weight", "init")
 
 
@@ -147,7 +155,7 @@ def _loss_params(cfg: PatchBatchTrainConfig) -> dict[str, float]:
 def _loader(cfg: PatchBatchTrainConfig, patch_size: int, start: int) -> Any:
     data = TripletBatches(cfg.data, patch_size, cfg.batch, cfg.frames_per_batch, tuple(cfg.size), cfg.seed,
                           cfg.steps, photos=cfg.photos, neg_min=cfg.neg_min, neg_max=cfg.neg_max,
-                          far_negatives=cfg.far_negatives, augment=cfg.augment)
+                          far_negatives=cfg.far_negatives, augment=cfg.augment, input_norm=cfg.input_norm)
     return common.step_batches(data, start, cfg.steps, cfg.workers)
 
 
@@ -181,7 +189,7 @@ def train(cfg: PatchBatchTrainConfig) -> dict[str, float]:
         torch.set_num_threads(cfg.threads)
     precision = resolve_precision(cfg.precision, "cpu")
     common.seed_everything(cfg.seed)
-    net = PatchBatchNet(cfg.variant, bn=cfg.bn, width=cfg.width)
+    net = PatchBatchNet(cfg.variant, bn=cfg.bn, width=cfg.width, input_norm=cfg.input_norm)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -189,13 +197,14 @@ def train(cfg: PatchBatchTrainConfig) -> dict[str, float]:
     step, elapsed0, history = 0, 0.0, []
     latest = common.latest_checkpoint(cfg.out) if cfg.resume else None
     if cfg.init and not latest:  # fine-tuning: weights only
-        common.load_init_weights(cfg.init, KIND, net, net.config(), "--variant/--width/--bn")
+        # the input normalisation may change on fine-tuning (the weights fit either; the run adapts them)
+        common.load_init_weights(cfg.init, KIND, net, net.config(), "--variant/--width/--bn", ignore=("input_norm",))
     if latest:
         step, user = common.load_training_state(latest, KIND, net, opt, config=net.config())
         run.check_resume(user.get("settings", {}), latest)
         elapsed0, history = float(user.get("elapsed", 0.0)), list(user.get("history", []))
         print(f"resumed from step {step} ({latest})", flush=True)
-    sets = heldout_sets(net.patch_size, cfg.eval_size, photos=cfg.photos)
+    sets = heldout_sets(net.patch_size, cfg.eval_size, photos=cfg.photos, input_norm=cfg.input_norm)
     schedule = common.fitted_schedule(cfg.lr, cfg.steps, cfg.warmup)
     params = _loss_params(cfg)
     budget = cfg.time_budget * 60 if cfg.time_budget else float("inf")

@@ -105,12 +105,14 @@ def photo_validation_frames(n: int = 16, size: tuple[int, int] = (256, 256), pho
 
 
 def heldout_sets(patch_size: int, per_set: int = 2048, real_root: str | None = None,
-                 photos: str | None = None) -> dict[str, PatchTriplets]:
+                 photos: str | None = None, input_norm: str = "global") -> dict[str, PatchTriplets]:
     """Fixed evaluation triplets (no augmentation, near negatives 1-8 px): "real" (held-out real pairs)
-    and "photos" (validation photo pairs), equal share per frame; sets without frames are left out."""
+    and "photos" (validation photo pairs), equal share per frame, cut as a network with `input_norm`
+    sees them; sets without frames are left out."""
     sets = {}
     for i, (name, frames) in enumerate((("real", heldout_real_frames(real_root)),
                                         ("photos", photo_validation_frames(photos=photos)))):
         if frames:
-            sets[name] = PatchPairSampler(frames, patch_size, augment=False, seed=i + 1).sample(per_set)
+            sets[name] = PatchPairSampler(frames, patch_size, augment=False, seed=i + 1,
+                                          input_norm=input_norm).sample(per_set)
     return sets

@@ -130,6 +130,20 @@ def test_export_loads_as_descriptor_model(tmp_path, photo_dir):
     assert net.dim == 64 and export.stat().st_size < 100_000
 
 
+def test_local_input_norm_run_fine_tunes_a_global_net_and_exports_a_local_one(tmp_path, photo_dir):
+    first, export = tmp_path / "g.safetensors", tmp_path / "l.safetensors"
+    assert main(_args(tmp_path / "g", photo_dir, "--steps", "2", "--workers", "0", "--export", str(first))) == 0
+    assert main(_args(tmp_path / "l", photo_dir, "--steps", "2", "--workers", "0", "--input-norm", "local",
+                      "--init", str(first), "--export", str(export))) == 0
+    from flowmatch.pipelines.patchbatch.network import load_descriptor_model
+
+    assert load_descriptor_model(str(first)).input_norm == "global"
+    assert load_descriptor_model(str(export)).input_norm == "local"
+    # a resumed run may not switch the normalisation under its checkpoints
+    assert main(_args(tmp_path / "l", photo_dir, "--steps", "4", "--workers", "0", "--resume",
+                      "--init", str(first))) == 1
+
+
 def test_sigterm_writes_a_checkpoint_and_resume_continues(tmp_path, photo_dir):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
@@ -149,6 +163,7 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues(tmp_path, photo_dir):
 
 
 @pytest.mark.parametrize("bad", [["--lr", "-1"], ["--data", "synthetic:abc"], ["--data", "imagenet"],
-                                 ["--batch", "1"], ["--photos", "/nonexistent/photos"], ["--size", "32", "32"]])
+                                 ["--batch", "1"], ["--photos", "/nonexistent/photos"], ["--size", "32", "32"],
+                                 ["--input-norm", "local", "--raw-weight", "0.5"]])
 def test_bad_options_are_named_errors(tmp_path, photo_dir, bad):
     assert main(_args(tmp_path / "run", photo_dir, "--steps", "2", "--workers", "0", *bad)) == 1

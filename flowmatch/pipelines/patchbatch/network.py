@@ -4,7 +4,7 @@
     desc = descriptors(img, net)              # H×W×D float32 torch tensor
 
 Descriptor pass: the image is converted to grayscale, normalised by its own mean and standard
-deviation, and padded with reflect-101 borders, so every pixel has a full patch of context.
+deviation (and then locally, for a network with input_norm="local"), and padded with reflect-101 borders, so every pixel has a full patch of context.
 
 Two ways to evaluate a network:
   * ``mode="dense"`` (the dense variant only: per-channel BN, floor-mode pools, 62×62 context).
@@ -61,10 +61,11 @@ def load_descriptor_model(name: str | None = None, device: str | torch.device = 
     return net.to(device).eval()
 
 
-def prepare_image(image: Any, name: str = "image") -> torch.Tensor:
+def prepare_image(image: Any, name: str = "image", norm: str = "global") -> torch.Tensor:
     """Image (H×W or H×W×3; numpy or torch; uint8, uint16 or float) -> H×W float32 grayscale
-    normalised by its own mean and standard deviation (so any value range gives the same result)."""
-    return torch.from_numpy(normalized_gray(image, name))
+    normalised by its own mean and standard deviation (so any value range gives the same result),
+    then locally (norm="local", flowmatch.image.local_normalize)."""
+    return torch.from_numpy(normalized_gray(image, name, norm))
 
 
 def _check_stride(stride: int) -> int:
@@ -105,7 +106,7 @@ def descriptors(image: Any, model: PatchBatchNet | None = None, *, mode: str = "
         raise InputError(f"model must be a flowmatch.models.patchbatch.PatchBatchNet, got {type(model).__name__}")
     stride = _check_stride(stride)
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    gray = prepare_image(image)
+    gray = prepare_image(image, norm=getattr(model, "input_norm", "global"))
     h, w = gray.shape
     before, after = patch_offsets(model.patch_size)
     if min(h, w) <= after:

@@ -1,0 +1,16 @@
+#!/bin/bash
+# Locally contrast-normalised input (stop 30): the shipped width-0.5 dense net (--init) fine-tuned with
+# --input-norm local (flowmatch.image.local_normalize: Gaussian sigma 8 px, floor 0.05 image std), so
+# haze, fog and dark areas reach the net with the contrast of bright ones, as raw patches (normalised per
+# patch) already do. The recipe of patchbatch_w05_long/command.sh otherwise (bf16 autocast where native),
+# a fresh 14 000-step cosine from 5e-4 fitted to an 85-minute budget. The run folder (optimizer
+# checkpoint) is outside the repo; config.json and history.json are copied here.
+# Resume an interrupted run with: command.sh --resume
+cd "$(dirname "$0")/../.."
+exec .venv/bin/python -m flowmatch train patchbatch \
+  --data flying-photos@0.4 --data flying-photos-final@0.2 --data photos@0.4 \
+  --variant dense --width 0.5 --input-norm local --loss cent-drlim-sd --margin 25 --mining hardest \
+  --init flowmatch/weights/patchbatch_dense.safetensors \
+  --batch 128 --frames-per-batch 4 --steps 14000 --lr 5e-4 --time-budget 85 \
+  --workers 1 --threads 2 --eval-every 1000 --snapshot-every 1000 --ckpt-every 500 --ckpt-minutes 5 \
+  --out /work/runs/patchbatch_w05_local "$@"
