@@ -290,6 +290,11 @@ def local_normalize(gray: np.ndarray, sigma: float = LOCAL_NORM_SIGMA, floor: fl
     g = np.ascontiguousarray(gray, dtype=np.float32)
     if g.ndim != 2:
         raise InputError(f"local_normalize needs an H×W image, got shape {g.shape}")
+    # OpenCV's kernel grows with sigma (~8 sigma taps): a huge one would hang
+    if not (isinstance(sigma, (int, float)) and 0 < sigma <= 100):
+        raise InputError(f"local_normalize: sigma must be in (0, 100] px, got {sigma!r}")
+    if not (isinstance(floor, (int, float)) and 0 < floor < 1e3):
+        raise InputError(f"local_normalize: floor must be a positive number, got {floor!r}")
     blur = lambda x: cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)  # noqa: E731
     mean = blur(g)
     centred = g - mean

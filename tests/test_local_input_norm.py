@@ -49,6 +49,11 @@ def test_local_normalize_is_invariant_to_gain_and_offset_and_evens_out_contrast(
 def test_bad_norm_names_are_input_errors():
     with pytest.raises(InputError):
         normalized_gray(np.zeros((20, 20)), norm="lokal")
+    for bad in ({"sigma": 0.0}, {"sigma": 1e6}, {"floor": 0.0}, {"floor": float("nan")}):
+        with pytest.raises(InputError):
+            local_normalize(np.zeros((20, 20), np.float32), **bad)
+    with pytest.raises(InputError):
+        local_normalize(np.zeros((4, 20, 20), np.float32))
     with pytest.raises(InputError):
         PatchBatchNet("dense", width=0.125, input_norm="per-patch")
     with pytest.raises(InputError):

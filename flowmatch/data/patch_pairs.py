@@ -8,8 +8,8 @@ For an anchor pixel p of img1 (valid, not occluded, with p + flow(p) inside img2
               triplets, at a random position of img2 more than neg_max px from the true match.
 Patches come from the grayscale frame normalised by its own mean/std (then locally, input_norm
 "local") with reflect-101 borders, exactly as the dense descriptor pass sees the image; photometric
-augmentation (gamma, contrast, brightness, noise) is optional.  For an even patch size P the centre is pixel P//2 - 1 from the top
-left (rows p-30 .. p+31 for P = 62), matching flowmatch.descriptors_dense.
+augmentation (gamma, contrast, brightness, noise) is optional.  For an even patch size P the centre
+is pixel P//2 - 1 from the top left (rows p-30 .. p+31 for P = 62), matching flowmatch.descriptors_dense.
 """
 from __future__ import annotations
 

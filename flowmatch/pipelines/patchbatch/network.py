@@ -4,7 +4,8 @@
     desc = descriptors(img, net)              # H×W×D float32 torch tensor
 
 Descriptor pass: the image is converted to grayscale, normalised by its own mean and standard
-deviation (and then locally, for a network with input_norm="local"), and padded with reflect-101 borders, so every pixel has a full patch of context.
+deviation (and then locally, for a network with input_norm="local"), and padded with reflect-101
+borders, so every pixel has a full patch of context.
 
 Two ways to evaluate a network:
   * ``mode="dense"`` (the dense variant only: per-channel BN, floor-mode pools, 62×62 context).
