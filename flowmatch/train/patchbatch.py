@@ -61,8 +61,8 @@ class PatchBatchTrainConfig:
     width: float = field(default=0.5, metadata={"help": "channel multiplier (1.0 = the paper's 512-D net)"})
     input_norm: str = field(default="global", metadata={"choices": INPUT_NORMS,
                                                         "help": "the net's input: the frame normalised by its mean/std "
-                                                                "(global) or then locally (local: haze- and "
-                                                                "shadow-invariant, flowmatch.image.local_normalize)"})
+                                                                "(global) or then by its local contrast (local: "
+                                                                "flowmatch.image.local_normalize)"})
     loss: str = field(default="cent-drlim-sd", metadata={"choices": tuple(LOSSES)})
     margin: float = field(default=25.0, metadata={"help": "loss margin (distance units of the descriptor; "
                                                           "about 1 with --raw-weight, whose descriptors have norm 1)"})
