@@ -38,8 +38,8 @@ import torch
 from .errors import InputError
 
 __all__ = ["to_numpy", "check_shape", "full_scale", "check_value_range", "as_flow", "as_flows", "as_mask", "frame_to_numpy",
-           "as_image", "to_gray", "normalize_gray", "normalized_gray", "local_normalize", "gray_u8", "to_batch", "ValueRange",
-           "FrameLayout", "split_frames", "flow_in_layout", "as_flows"]
+           "as_image", "to_gray", "normalize_gray", "normalized_gray", "local_normalize", "gray_u8", "to_batch",
+           "ValueRange", "FrameLayout", "split_frames", "flow_in_layout", "as_flows"]
 
 # ITU-R 601 luma weights (what cv2.cvtColor uses), R, G, B.
 LUMA = (0.299, 0.587, 0.114)

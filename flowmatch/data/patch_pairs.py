@@ -62,7 +62,6 @@ class _Frame:
     pad: int
     gray1: np.ndarray = field(repr=False, default=None)  # unpadded [0, 1] grayscale (for baselines)
     gray2: np.ndarray = field(repr=False, default=None)
-    local: bool = False  # raw1/raw2 hold the locally normalised frames (input_norm "local")
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -164,8 +163,7 @@ class PatchPairSampler:
         if self.input_norm == "local":
             # normalised on the whole frame (as the dense pass does); the patches need no further scaling
             n1, n2 = (local_normalize(normalize_gray(g)) for g in (g1, g2))
-            return _Frame(name, padded(n1), padded(n2), (0.0, 1.0), (0.0, 1.0), flow, cand, (h, w), pad, g1, g2,
-                          local=True)
+            return _Frame(name, padded(n1), padded(n2), (0.0, 1.0), (0.0, 1.0), flow, cand, (h, w), pad, g1, g2)
         return _Frame(name, padded(g1), padded(g2), (float(g1.mean()), float(g1.std())),
                       (float(g2.mean()), float(g2.std())), flow, cand, (h, w), pad, g1, g2)
 
@@ -239,12 +237,13 @@ class PatchPairSampler:
                     xyn[i] = q
                     break
         xyn = np.clip(xyn, [0, 0], [w - 1, h - 1]).astype(np.float32)  # near-border negatives stay in frame
-        a = self._photometric(self._cut(fr, fr.raw1, xy1), fr.stats1, self._draw(k, 0.5, rng), rng, fr.local)
+        local = self.input_norm == "local"
+        a = self._photometric(self._cut(fr, fr.raw1, xy1), fr.stats1, self._draw(k, 0.5, rng), rng, local)
         both = self._cut(fr, fr.raw2, np.concatenate([xy2, xyn]))
         # One photometric draw per triplet for its positive and negative (both come from img2).
         params = self._draw(k, 1.0, rng)
-        p = self._photometric(both[:k], fr.stats2, params, rng, fr.local)
-        nneg = self._photometric(both[k:], fr.stats2, params, rng, fr.local)
+        p = self._photometric(both[:k], fr.stats2, params, rng, local)
+        nneg = self._photometric(both[k:], fr.stats2, params, rng, local)
         return a, p, nneg, np.full(k, fi), xy1, xy2.astype(np.float32), xyn
 
     def patches_at(self, frame: int, xy: np.ndarray, image: int = 1) -> torch.Tensor:

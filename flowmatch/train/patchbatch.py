@@ -127,8 +127,8 @@ class PatchBatchTrainConfig:
         check_outputs({"--export": self.export}, {"--photos": folder(self.photos)})
 
     # Settings a resumed run must share with its checkpoints (the batches and the model depend on them).
-    FIXED = ("data", "variant", "bn", "width", "input_norm", "batch", "frames_per_batch", "size", "seed", "neg_min", "neg_max",
-             "far_negatives", "augment", "raw_weight", "init")
+    FIXED = ("data", "variant", "bn", "width", "input_norm", "batch", "frames_per_batch", "size", "seed", "neg_min",
+             "neg_max", "far_negatives", "augment", "raw_weight", "init")
 
 
 def mine_hardest(da: torch.Tensor, dp: torch.Tensor, dn: torch.Tensor, frame: torch.Tensor, xy2: torch.Tensor,
@@ -198,7 +198,8 @@ def train(cfg: PatchBatchTrainConfig) -> dict[str, float]:
     latest = common.latest_checkpoint(cfg.out) if cfg.resume else None
     if cfg.init and not latest:  # fine-tuning: weights only
         # the input normalisation may change on fine-tuning (the weights fit either; the run adapts them)
-        common.load_init_weights(cfg.init, KIND, net, net.config(), "--variant/--width/--bn", ignore=("input_norm",))
+        common.load_init_weights(cfg.init, KIND, net, net.config(), "--variant/--width/--bn",
+                                 ignore=("input_norm",))
     if latest:
         step, user = common.load_training_state(latest, KIND, net, opt, config=net.config())
         run.check_resume(user.get("settings", {}), latest)

@@ -107,7 +107,7 @@ def descriptors(image: Any, model: PatchBatchNet | None = None, *, mode: str = "
         raise InputError(f"model must be a flowmatch.models.patchbatch.PatchBatchNet, got {type(model).__name__}")
     stride = _check_stride(stride)
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    gray = prepare_image(image, norm=getattr(model, "input_norm", "global"))
+    gray = prepare_image(image, norm=model.input_norm)
     h, w = gray.shape
     before, after = patch_offsets(model.patch_size)
     if min(h, w) <= after:
