@@ -7,8 +7,11 @@ ever reads them) it prints the mean EPE, and for each descriptor field FPR95 and
 themselves (so raw patches, DAISY and the networks are scored the same way).  Zero flow is printed for
 scale.  Each pair's EPE is the mean over ``--seeds`` (default six): PatchMatch starts at random, and a
 single seed moves the Sintel final group by up to ~1 px (market_5 alone ranges 17-28 px over seeds),
-enough to flip a verdict.  The last lines print the issue's bar for each descriptor against raw patches
-(lower on every group, mean of groups at least 15 % lower).
+enough to flip a verdict.  With ``--boundary-triplets N`` it also prints, per descriptor, how often a
+motion-boundary negative (the anchor has another motion in its context; the negative is where that
+motion would carry it: PatchPairSampler's boundary_negatives) is nearer than the true match.  The last
+lines print the issue's bar for each descriptor against raw patches (lower on every group, mean of
+groups at least 15 % lower).
 
     python benchmarks/bench_descriptor_pipeline.py                         # raw, daisy, shipped nets
     python benchmarks/bench_descriptor_pipeline.py --weights runs/pb/snapshots/step_*.safetensors \\
@@ -74,26 +77,50 @@ def sample_field(field: torch.Tensor, xy: np.ndarray) -> torch.Tensor:
     return out[0, :, 0].T
 
 
-def triplet_scores(desc: str, frames: list, positions) -> dict:
-    fields = [(dense_field(desc, f.img1), dense_field(desc, f.img2)) for f in frames]
+def fields_of(desc: str, frames: list) -> list:
+    """(img1, img2) dense descriptor fields of every frame for descriptor `desc`."""
+    return [(dense_field(desc, f.img1), dense_field(desc, f.img2)) for f in frames]
+
+
+def _sampled(fields: list, positions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     da, dp, dn = [], [], []
     for i, (f1, f2) in enumerate(fields):
         m = positions.frame == i
         da.append(sample_field(f1, positions.xy1[m]))
         dp.append(sample_field(f2, positions.xy2[m]))
         dn.append(sample_field(f2, positions.xyn[m]))
-    return descriptor_scores(torch.cat(da), torch.cat(dp), torch.cat(dn))
+    return torch.cat(da), torch.cat(dp), torch.cat(dn)
+
+
+def triplet_scores(fields: list, positions) -> dict:
+    return descriptor_scores(*_sampled(fields, positions))
+
+
+def boundary_triplets(frames: list, n: int, neg_max: float = 8.0):
+    """Up to n triplets whose anchor has another motion in its context and whose negative is where that
+    motion would carry it (PatchPairSampler's motion-boundary negatives, 21-px context)."""
+    t = PatchPairSampler(frames, 21, augment=False, seed=6, neg_max=neg_max, boundary_negatives=1.0).sample(n)
+    keep = np.linalg.norm(t.xyn - t.xy2, axis=1) > neg_max  # not the near-negative fallbacks
+    return argparse.Namespace(frame=t.frame[keep], xy1=t.xy1[keep], xy2=t.xy2[keep], xyn=t.xyn[keep])
+
+
+def boundary_confusion(fields: list, positions) -> float:
+    """Share of boundary triplets whose other-motion negative is nearer than the true match."""
+    da, dp, dn = _sampled(fields, positions)
+    return float(((da - dn).norm(dim=1) < (da - dp).norm(dim=1)).float().mean())
 
 
 def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: int,
-        seeds: tuple[int, ...] = (0,), options: dict | None = None) -> dict:
+        seeds: tuple[int, ...] = (0,), options: dict | None = None, boundary: int = 0) -> dict:
     """Per descriptor: each pair's EPE averaged over `seeds` (PatchMatch's random initialisation and the
     PCA samples: one seed alone moves a group mean by up to ~1 px on Sintel final), group means, their
-    mean, seconds per pipeline call and (with `triplets`) FPR95 / top-1."""
+    mean, seconds per pipeline call, (with `triplets`) FPR95 / top-1 and (with `boundary`) the share of
+    motion-boundary triplets whose other-motion negative wins."""
     from flowmatch.metrics import epe
 
     rows = {}
     positions = PatchPairSampler(frames, 21, augment=False, seed=5).sample(triplets) if triplets else None
+    bpositions = boundary_triplets(frames, boundary) if boundary else None
     for desc in (["zero"] if with_zero else []) + descs:
         per_pair, per_seed, t0 = {}, {}, time.perf_counter()
         for f in frames:
@@ -113,8 +140,13 @@ def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: 
                "s_per_pair": secs}
         if per_seed:  # each pair's EPE per seed, in the order of `seeds` (its spread says what a difference means)
             row["per_seed"] = per_seed
-        if positions is not None and desc != "zero":
-            row.update(triplet_scores(desc, frames, positions))
+        if (positions is not None or bpositions is not None) and desc != "zero":
+            fields = fields_of(desc, frames)
+            if positions is not None:
+                row.update(triplet_scores(fields, positions))
+            if bpositions is not None:
+                row["boundary_confusion"] = boundary_confusion(fields, bpositions)
+                row["boundary_triplets"] = int(len(bpositions.frame))
         rows[desc] = row
         print(f"  {desc}: mean of groups {row['mean_of_groups']:.3f} ({secs:.2f} s/pair)", flush=True)
     return rows
@@ -160,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-baselines", action="store_true", help="only the --weights (learning curves)")
     ap.add_argument("--pairs", default="", help="only pairs whose name contains this")
     ap.add_argument("--triplets", type=int, default=4096, help="held-out triplets for FPR95/top-1 (0 = skip)")
+    ap.add_argument("--boundary-triplets", type=int, default=0,
+                    help="also score this many motion-boundary triplets (other-motion negative; 0 = skip)")
     ap.add_argument("--seeds", default="0,1,2,3,4,5", help="average each pair's EPE over these pipeline seeds")
     ap.add_argument("--option", action="append", default=[], metavar="K=V",
                     help="extra pipeline option for every descriptor (repeatable), e.g. raw_weight=0.6")
@@ -183,8 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(str(exc)) from None
     if "seed" in options:  # each pipeline call gets its seed from --seeds
         raise SystemExit("pass pipeline seeds with --seeds, not --option seed=...")
-    rows = run(descs, args.preset, frames, not args.skip_baselines, args.triplets, seeds, options)
+    rows = run(descs, args.preset, frames, not args.skip_baselines, args.triplets, seeds, options,
+               args.boundary_triplets)
     print(table(rows))
+    for d, r in rows.items():
+        if "boundary_confusion" in r:
+            print(f"{d}: other-motion negative nearer than the match on {100 * r['boundary_confusion']:.1f} % "
+                  f"of {r['boundary_triplets']} motion-boundary triplets")
     lines = verdict(rows)
     print("\n".join(lines))
     if args.json:

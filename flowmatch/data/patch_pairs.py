@@ -5,7 +5,11 @@ For an anchor pixel p of img1 (valid, not occluded, with p + flow(p) inside img2
   * positive: the P×P patch of img2 centred on p + flow(p) (bilinear, sub-pixel),
   * negative: the patch of img2 centred on p + flow(p) + δ with |δ| uniform in [neg_min, neg_max] px
               (1-8 px by default, a random direction), or, for a `far_negatives` share of the
-              triplets, at a random position of img2 more than neg_max px from the true match.
+              triplets, at a random position of img2 more than neg_max px from the true match;
+              or, for a `boundary_negatives` share, a motion-boundary negative: the anchor is a pixel
+              whose patch context holds another motion (a pixel q whose flow differs from p's by more
+              than neg_max px), and the negative is p + flow(q), where that other motion would carry p.
+              A descriptor that reads its context rather than its centre confuses exactly these.
 Patches come from the grayscale frame normalised by its own mean/std (then locally, input_norm
 "local") with reflect-101 borders, exactly as the dense descriptor pass sees the image; photometric
 augmentation (gamma, contrast, brightness, noise) is optional.  For an even patch size P the centre
@@ -58,6 +62,7 @@ class _Frame:
     stats2: tuple[float, float]
     flow: np.ndarray
     cand: np.ndarray   # K flat indices of usable anchor pixels
+    boundary: np.ndarray | None  # the usable anchors with another motion in their context (None = not computed)
     shape: tuple[int, int]
     pad: int
     gray1: np.ndarray = field(repr=False, default=None)  # unpadded [0, 1] grayscale (for baselines)
@@ -84,6 +89,8 @@ class PatchPairSampler:
         patch_size: P (51 for the paper network, 62 for the dense variant).
         neg_min, neg_max: distance range (pixels) of the near negatives from the true match.
         far_negatives: share of triplets whose negative is anywhere in img2 farther than neg_max.
+        boundary_negatives: share of triplets with a motion-boundary negative (module docstring);
+            frames without motion boundaries give ordinary near negatives instead.
         augment: photometric augmentation (per-patch gamma, contrast, brightness, noise).
         seed: seed of the sampler's own random generator.
         weights: optional relative sampling weight of each frame (default: frames drawn uniformly).
@@ -96,7 +103,8 @@ class PatchPairSampler:
 
     def __init__(self, frames: Sequence[Any], patch_size: int = 51, neg_min: float = 1.0, neg_max: float = 8.0,
                  far_negatives: float = 0.0, augment: bool = True, seed: int = 0,
-                 weights: Sequence[float] | None = None, input_norm: str = "global"):
+                 weights: Sequence[float] | None = None, input_norm: str = "global",
+                 boundary_negatives: float = 0.0):
         if input_norm not in INPUT_NORMS:
             raise InputError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
         self.input_norm = input_norm
@@ -106,6 +114,12 @@ class PatchPairSampler:
             raise InputError(f"need 0 < neg_min <= neg_max, got {neg_min}, {neg_max}")
         if not 0.0 <= far_negatives <= 1.0:
             raise InputError(f"far_negatives must be a share in [0, 1], got {far_negatives}")
+        if not (isinstance(boundary_negatives, (int, float)) and 0.0 <= boundary_negatives <= 1.0):
+            raise InputError(f"boundary_negatives must be a share in [0, 1], got {boundary_negatives!r}")
+        if far_negatives + boundary_negatives > 1.0:
+            raise InputError(f"far_negatives + boundary_negatives must be at most 1, got "
+                             f"{far_negatives} + {boundary_negatives}")
+        self.boundary_negatives = float(boundary_negatives)
         if len(frames) == 0:
             raise InputError("frames is empty: give at least one (img1, img2, flow) sample")
         self.patch_size, self.neg_min, self.neg_max = int(patch_size), float(neg_min), float(neg_max)
@@ -160,12 +174,51 @@ class PatchPairSampler:
         def padded(g: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.pad(g, pad, mode="reflect"))[None, None].contiguous()
 
+        boundary = self._boundary_anchors(flow, cand) if self.boundary_negatives > 0 else None
         if self.input_norm == "local":
             # normalised on the whole frame (as the dense pass does); the patches need no further scaling
             n1, n2 = (local_normalize(normalize_gray(g)) for g in (g1, g2))
-            return _Frame(name, padded(n1), padded(n2), (0.0, 1.0), (0.0, 1.0), flow, cand, (h, w), pad, g1, g2)
+            return _Frame(name, padded(n1), padded(n2), (0.0, 1.0), (0.0, 1.0), flow, cand, boundary, (h, w), pad,
+                          g1, g2)
         return _Frame(name, padded(g1), padded(g2), (float(g1.mean()), float(g1.std())),
-                      (float(g2.mean()), float(g2.std())), flow, cand, (h, w), pad, g1, g2)
+                      (float(g2.mean()), float(g2.std())), flow, cand, boundary, (h, w), pad, g1, g2)
+
+    def _context(self) -> int:
+        """Radius (px) of the patch context searched for another motion."""
+        return patch_offsets(self.patch_size)[0]
+
+    def _boundary_anchors(self, flow: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """The usable anchors whose context square holds a flow component spread above neg_max: a
+        cheap superset of "some q differs by more than neg_max" (the negative's search checks it)."""
+        from scipy.ndimage import maximum_filter, minimum_filter
+
+        size = 2 * self._context() + 1
+        spread = np.zeros(flow.shape[:2], np.float32)
+        for c in range(2):
+            f = np.nan_to_num(flow[..., c], nan=0.0, posinf=0.0, neginf=0.0)
+            spread = np.maximum(spread, maximum_filter(f, size, mode="nearest") - minimum_filter(f, size, mode="nearest"))
+        return cand[spread.reshape(-1)[cand] > self.neg_max]
+
+    def _boundary_negatives(self, fr: _Frame, xy1: np.ndarray, rng: np.random.Generator,
+                            tries: int = 48) -> tuple[np.ndarray, np.ndarray]:
+        """For K anchors (K×2 integer px): p + flow(q) for a random context pixel q (in frame, finite
+        flow) whose flow differs from p's by more than neg_max px and carries p into img2
+        -> (K×2 negatives, K found)."""
+        h, w = fr.shape
+        r = self._context()
+        k = len(xy1)
+        x, y = xy1[:, 0].astype(np.int64), xy1[:, 1].astype(np.int64)
+        qx = x[:, None] + rng.integers(-r, r + 1, (k, tries))
+        qy = y[:, None] + rng.integers(-r, r + 1, (k, tries))
+        inside = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
+        fq = fr.flow[np.clip(qy, 0, h - 1), np.clip(qx, 0, w - 1)]             # K×T×2
+        cand = xy1[:, None].astype(np.float32) + fq                            # K×T×2 in img2
+        with np.errstate(invalid="ignore"):
+            ok = inside & np.isfinite(fq).all(2) & (np.linalg.norm(fq - fr.flow[y, x][:, None], axis=2) > self.neg_max)
+            ok &= (cand[..., 0] >= 0) & (cand[..., 0] <= w - 1) & (cand[..., 1] >= 0) & (cand[..., 1] <= h - 1)
+        found = ok.any(1)
+        neg = cand[np.arange(k), np.argmax(ok, 1)]
+        return neg.astype(np.float32), found
 
     def _cut(self, fr: _Frame, img: torch.Tensor, xy: np.ndarray) -> torch.Tensor:
         """Bilinear P×P patches centred at pixel positions xy (K×2) of the padded image -> K×1×P×P."""
@@ -223,13 +276,25 @@ class PatchPairSampler:
         fr = self.frames[fi]
         h, w = fr.shape
         idx = fr.cand[rng.integers(0, fr.cand.size, k)]
+        ang = rng.uniform(0, 2 * np.pi, k)
+        rad = rng.uniform(self.neg_min, self.neg_max, k)
+        # one draw per triplet picks its kind: boundary [0, b), far [b, b + f), near otherwise
+        u = rng.random(k)
+        b = self.boundary_negatives
+        bnd = u < b
+        far = (u >= b) & (u < b + self.far_negatives)
+        if bnd.any() and fr.boundary is not None and fr.boundary.size:
+            idx[bnd] = fr.boundary[rng.integers(0, fr.boundary.size, int(bnd.sum()))]
+        else:
+            bnd[:] = False  # no motion boundary in this frame: ordinary near negatives
         y, x = np.divmod(idx, w)
         xy1 = np.stack([x, y], 1).astype(np.float32)
         xy2 = xy1 + fr.flow[y, x]
-        ang = rng.uniform(0, 2 * np.pi, k)
-        rad = rng.uniform(self.neg_min, self.neg_max, k)
         xyn = xy2 + np.stack([np.cos(ang), np.sin(ang)], 1) * rad[:, None]
-        far = rng.random(k) < self.far_negatives
+        if bnd.any():
+            sel = np.flatnonzero(bnd)
+            neg, found = self._boundary_negatives(fr, xy1[sel], rng)
+            xyn[sel[found]] = neg[found]  # where no other motion was found: an ordinary near negative
         for i in np.flatnonzero(far):
             for _ in range(100):  # rejection sampling; images are far larger than neg_max
                 q = rng.uniform([0, 0], [w - 1, h - 1])

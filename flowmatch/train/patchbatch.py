@@ -76,6 +76,9 @@ class PatchBatchTrainConfig:
     neg_min: float = field(default=1.0, metadata={"help": "near negatives at least this far from the match, px"})
     neg_max: float = field(default=8.0, metadata={"help": "and at most this far, px"})
     far_negatives: float = field(default=0.1, metadata={"help": "share of random far negatives"})
+    boundary_negatives: float = field(default=0.0, metadata={
+        "help": "share of motion-boundary negatives: anchors with another motion in their context, negative "
+                "where that motion would carry them (flowmatch.data.patch_pairs)"})
     augment: bool = field(default=True, metadata={"help": "per-patch photometric augmentation"})
     batch: int = field(default=128, metadata={"help": "triplets per step"})
     frames_per_batch: int = field(default=4, metadata={"help": "fresh pairs drawn per step"})
@@ -117,6 +120,11 @@ class PatchBatchTrainConfig:
         if self.raw_weight and self.input_norm != "global":
             # with_raw cuts the raw part from the training patches, which then would not be the frame pass's
             raise InputError("--raw-weight needs --input-norm global")
+        for name in ("far_negatives", "boundary_negatives"):
+            if not 0 <= float(getattr(self, name)) <= 1:
+                raise InputError(f"--{name.replace('_', '-')} must be a share in [0, 1], got {getattr(self, name)}")
+        if self.far_negatives + self.boundary_negatives > 1:
+            raise InputError("--far-negatives + --boundary-negatives must be at most 1")
         if not 0 <= self.lam <= 1:
             raise InputError(f"--lam must be in [0, 1], got {self.lam}")
         if self.workers < 0 or (self.threads is not None and self.threads < 1):
@@ -128,7 +136,7 @@ class PatchBatchTrainConfig:
 
     # Settings a resumed run must share with its checkpoints (the batches and the model depend on them).
     FIXED = ("data", "variant", "bn", "width", "input_norm", "batch", "frames_per_batch", "size", "seed", "neg_min",
-             "neg_max", "far_negatives", "augment", "raw_weight", "init")
+             "neg_max", "far_negatives", "boundary_negatives", "augment", "raw_weight", "init")
 
 
 def mine_hardest(da: torch.Tensor, dp: torch.Tensor, dn: torch.Tensor, frame: torch.Tensor, xy2: torch.Tensor,
@@ -155,7 +163,8 @@ def _loss_params(cfg: PatchBatchTrainConfig) -> dict[str, float]:
 def _loader(cfg: PatchBatchTrainConfig, patch_size: int, start: int) -> Any:
     data = TripletBatches(cfg.data, patch_size, cfg.batch, cfg.frames_per_batch, tuple(cfg.size), cfg.seed,
                           cfg.steps, photos=cfg.photos, neg_min=cfg.neg_min, neg_max=cfg.neg_max,
-                          far_negatives=cfg.far_negatives, augment=cfg.augment, input_norm=cfg.input_norm)
+                          far_negatives=cfg.far_negatives, boundary_negatives=cfg.boundary_negatives,
+                          augment=cfg.augment, input_norm=cfg.input_norm)
     return common.step_batches(data, start, cfg.steps, cfg.workers)
 
 

@@ -144,6 +144,16 @@ def test_local_input_norm_run_fine_tunes_a_global_net_and_exports_a_local_one(tm
                       "--init", str(first))) == 1
 
 
+def test_boundary_negatives_run_records_the_share_and_a_resume_may_not_change_it(tmp_path, photo_dir):
+    out = tmp_path / "b"
+    args = lambda *extra: _args(out, photo_dir, "--data", "flying-photos", "--workers", "0", *extra)  # noqa: E731
+    assert main(args("--steps", "3", "--boundary-negatives", "0.5")) == 0
+    with open(out / "config.json") as fh:
+        assert json.load(fh)["boundary_negatives"] == 0.5
+    assert main(args("--steps", "4", "--resume", "--boundary-negatives", "0.2")) == 1
+    assert main(args("--steps", "4", "--resume", "--boundary-negatives", "0.5")) == 0
+
+
 def test_sigterm_writes_a_checkpoint_and_resume_continues(tmp_path, photo_dir):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
@@ -164,6 +174,7 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues(tmp_path, photo_dir):
 
 @pytest.mark.parametrize("bad", [["--lr", "-1"], ["--data", "synthetic:abc"], ["--data", "imagenet"],
                                  ["--batch", "1"], ["--photos", "/nonexistent/photos"], ["--size", "32", "32"],
-                                 ["--input-norm", "local", "--raw-weight", "0.5"]])
+                                 ["--input-norm", "local", "--raw-weight", "0.5"], ["--boundary-negatives", "1.5"],
+                                 ["--far-negatives", "0.5", "--boundary-negatives", "0.6"]])
 def test_bad_options_are_named_errors(tmp_path, photo_dir, bad):
     assert main(_args(tmp_path / "run", photo_dir, "--steps", "2", "--workers", "0", *bad)) == 1
