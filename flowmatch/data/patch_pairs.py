@@ -196,7 +196,8 @@ class PatchPairSampler:
         spread = np.zeros(flow.shape[:2], np.float32)
         for c in range(2):
             f = np.nan_to_num(flow[..., c], nan=0.0, posinf=0.0, neginf=0.0)
-            spread = np.maximum(spread, maximum_filter(f, size, mode="nearest") - minimum_filter(f, size, mode="nearest"))
+            spread = np.maximum(spread, maximum_filter(f, size, mode="nearest")
+                                - minimum_filter(f, size, mode="nearest"))
         return cand[spread.reshape(-1)[cand] > self.neg_max]
 
     def _boundary_negatives(self, fr: _Frame, xy1: np.ndarray, rng: np.random.Generator,
