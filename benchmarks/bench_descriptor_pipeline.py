@@ -40,7 +40,7 @@ from flowmatch.commands.flow import parse_options  # noqa: E402
 from flowmatch.errors import FlowmatchError  # noqa: E402
 from flowmatch.data.sample_cases import REPORT_GROUPS, report_group  # noqa: E402
 import flowmatch  # noqa: E402
-from flowmatch.data.patch_pairs import PatchPairSampler  # noqa: E402
+from flowmatch.data.patch_pairs import PatchPairSampler, PatchTriplets  # noqa: E402
 from flowmatch.train.descriptor_scores import descriptor_scores  # noqa: E402
 from flowmatch.train.patchbatch_data import heldout_real_frames  # noqa: E402
 
@@ -101,7 +101,8 @@ def boundary_triplets(frames: list, n: int, neg_max: float = 8.0):
     motion would carry it (PatchPairSampler's motion-boundary negatives, 21-px context)."""
     t = PatchPairSampler(frames, 21, augment=False, seed=6, neg_max=neg_max, boundary_negatives=1.0).sample(n)
     keep = np.linalg.norm(t.xyn - t.xy2, axis=1) > neg_max  # not the near-negative fallbacks
-    return argparse.Namespace(frame=t.frame[keep], xy1=t.xy1[keep], xy2=t.xy2[keep], xyn=t.xyn[keep])
+    return PatchTriplets(t.anchor[torch.from_numpy(keep)], t.positive[torch.from_numpy(keep)],
+                         t.negative[torch.from_numpy(keep)], t.frame[keep], t.xy1[keep], t.xy2[keep], t.xyn[keep])
 
 
 def boundary_confusion(fields: list, positions) -> float:

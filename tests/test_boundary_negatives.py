@@ -93,7 +93,7 @@ def test_no_motion_boundary_gives_near_negatives_and_zero_share_keeps_the_stream
     np.testing.assert_array_equal(a.anchor.numpy(), b.anchor.numpy())
 
 
-def test_occluded_and_invalid_context_pixels_are_not_anchors_but_nan_flow_is_never_a_negative():
+def test_invalid_pixels_are_not_anchors_and_nan_flow_is_never_a_negative():
     img1, img2, flow = two_motion_pair()
     flow[:, 70:] = np.nan  # the right layer's flow unknown: no other motion can be read from it
     valid = np.isfinite(flow).all(2)

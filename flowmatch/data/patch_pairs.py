@@ -35,6 +35,17 @@ def patch_offsets(patch_size: int) -> tuple[int, int]:
     return before, patch_size - 1 - before
 
 
+def check_negative_shares(far: Any, boundary: Any, names: tuple[str, str] = ("far_negatives", "boundary_negatives")
+                          ) -> None:
+    """InputError unless the far and boundary negative shares are numbers in [0, 1] with a sum of at most 1
+    (`names`: how the caller's user spells them, e.g. the command line's flags)."""
+    for value, name in zip((far, boundary), names):
+        if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise InputError(f"{name} must be a share in [0, 1], got {value!r}")
+    if far + boundary > 1.0:
+        raise InputError(f"{names[0]} + {names[1]} must be at most 1, got {far} + {boundary}")
+
+
 @dataclass
 class PatchTriplets:
     """A batch of N triplets; patches are N×1×P×P float32 tensors (normalised grayscale).
@@ -112,13 +123,7 @@ class PatchPairSampler:
             raise InputError(f"patch_size must be at least 3, got {patch_size}")
         if not (0 < neg_min <= neg_max):
             raise InputError(f"need 0 < neg_min <= neg_max, got {neg_min}, {neg_max}")
-        if not 0.0 <= far_negatives <= 1.0:
-            raise InputError(f"far_negatives must be a share in [0, 1], got {far_negatives}")
-        if not (isinstance(boundary_negatives, (int, float)) and 0.0 <= boundary_negatives <= 1.0):
-            raise InputError(f"boundary_negatives must be a share in [0, 1], got {boundary_negatives!r}")
-        if far_negatives + boundary_negatives > 1.0:
-            raise InputError(f"far_negatives + boundary_negatives must be at most 1, got "
-                             f"{far_negatives} + {boundary_negatives}")
+        check_negative_shares(far_negatives, boundary_negatives)
         self.boundary_negatives = float(boundary_negatives)
         if len(frames) == 0:
             raise InputError("frames is empty: give at least one (img1, img2, flow) sample")

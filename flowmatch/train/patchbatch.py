@@ -34,6 +34,7 @@ import torch
 
 from .._atomic import atomic_open
 from .._outputs import check_outputs, folder
+from ..data.patch_pairs import check_negative_shares
 from ..errors import InputError
 from ..losses import LOSSES, triplet_batch_loss
 from ..image import INPUT_NORMS
@@ -120,11 +121,8 @@ class PatchBatchTrainConfig:
         if self.raw_weight and self.input_norm != "global":
             # with_raw cuts the raw part from the training patches, which then would not be the frame pass's
             raise InputError("--raw-weight needs --input-norm global")
-        for name in ("far_negatives", "boundary_negatives"):
-            if not 0 <= float(getattr(self, name)) <= 1:
-                raise InputError(f"--{name.replace('_', '-')} must be a share in [0, 1], got {getattr(self, name)}")
-        if self.far_negatives + self.boundary_negatives > 1:
-            raise InputError("--far-negatives + --boundary-negatives must be at most 1")
+        # checked here too, not only by the sampler: batches are first cut in worker processes
+        check_negative_shares(self.far_negatives, self.boundary_negatives, ("--far-negatives", "--boundary-negatives"))
         if not 0 <= self.lam <= 1:
             raise InputError(f"--lam must be in [0, 1], got {self.lam}")
         if self.workers < 0 or (self.threads is not None and self.threads < 1):
