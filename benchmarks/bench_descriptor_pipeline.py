@@ -7,9 +7,11 @@ ever reads them) it prints the mean EPE, and for each descriptor field FPR95 and
 themselves (so raw patches, DAISY and the networks are scored the same way).  Zero flow is printed for
 scale.  Each pair's EPE is the mean over ``--seeds`` (default six): PatchMatch starts at random, and a
 single seed moves the Sintel final group by up to ~1 px (market_5 alone ranges 17-28 px over seeds),
-enough to flip a verdict.  With ``--boundary-triplets N`` it also prints, per descriptor, how often a
-motion-boundary negative (the anchor has another motion in its context; the negative is where that
-motion would carry it: PatchPairSampler's boundary_negatives) is nearer than the true match.  The last
+enough to flip a verdict.  For the pairs with an occlusion mask (Sintel) it also prints Sintel's EPE
+matched / unmatched (pixels visible in both frames / occluded), averaged over those pairs.  With
+``--boundary-triplets N`` it also prints, per descriptor, how often a motion-boundary negative (the
+anchor has another motion in its context; the negative is where that motion would carry it:
+PatchPairSampler's boundary_negatives) is nearer than the true match.  The last
 lines print the issue's bar for each descriptor against raw patches (lower on every group, mean of
 groups at least 15 % lower).
 
@@ -117,21 +119,28 @@ def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: 
     PCA samples: one seed alone moves a group mean by up to ~1 px on Sintel final), group means, their
     mean, seconds per pipeline call, (with `triplets`) FPR95 / top-1 and (with `boundary`) the share of
     motion-boundary triplets whose other-motion negative wins."""
+    from flowmatch.evaluation.metrics import summary
     from flowmatch.metrics import epe
 
     rows = {}
     positions = PatchPairSampler(frames, 21, augment=False, seed=5).sample(triplets) if triplets else None
     bpositions = boundary_triplets(frames, boundary) if boundary else None
     for desc in (["zero"] if with_zero else []) + descs:
-        per_pair, per_seed, t0 = {}, {}, time.perf_counter()
+        per_pair, per_seed, by_part, t0 = {}, {}, {}, time.perf_counter()
         for f in frames:
             if desc == "zero":
                 pred = np.zeros_like(f.flow)
                 per_pair[f.name] = float(epe(pred, f.flow, f.valid))
                 continue
-            per_seed[f.name] = [float(epe(flowmatch.flow(f.img1, f.img2, method=preset, seed=s, **(options or {}),
-                                                         **descriptor_options(desc)), f.flow, f.valid)) for s in seeds]
+            scores = [summary(flowmatch.flow(f.img1, f.img2, method=preset, seed=s, **(options or {}),
+                                             **descriptor_options(desc)), f.flow, f.valid, f.occlusion) for s in seeds]
+            per_seed[f.name] = [float(sc["EPE"]) for sc in scores]
             per_pair[f.name] = float(np.mean(per_seed[f.name]))
+            if f.occlusion is not None:  # Sintel's EPE matched / unmatched (visible in both frames / occluded)
+                for part in ("matched", "unmatched"):
+                    v = [sc[f"EPE-{part}"] for sc in scores if np.isfinite(sc[f"EPE-{part}"])]
+                    if v:
+                        by_part.setdefault(part, {})[f.name] = float(np.mean(v))
         secs = (time.perf_counter() - t0) / len(frames) / (1 if desc == "zero" else len(seeds))
         groups: dict[str, list[float]] = {}
         for name, v in per_pair.items():
@@ -141,6 +150,9 @@ def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: 
                "s_per_pair": secs}
         if per_seed:  # each pair's EPE per seed, in the order of `seeds` (its spread says what a difference means)
             row["per_seed"] = per_seed
+        for part, pairs in by_part.items():  # pairs with an occlusion mask (the Sintel ones)
+            row[f"per_pair_{part}"] = pairs
+            row[part] = float(np.mean(list(pairs.values())))
         if (positions is not None or bpositions is not None) and desc != "zero":
             fields = fields_of(desc, frames)
             if positions is not None:
@@ -225,6 +237,15 @@ def main(argv: list[str] | None = None) -> int:
         if "boundary_confusion" in r:
             print(f"{d}: other-motion negative nearer than the match on {100 * r['boundary_confusion']:.1f} % "
                   f"of {r['boundary_triplets']} motion-boundary triplets")
+    occ_rows = {d: r for d, r in rows.items() if "matched" in r}
+    if occ_rows:
+        n = len(next(iter(occ_rows.values()))["per_pair_matched"])
+        print(f"\nEPE on the {n} pairs with an occlusion mask (Sintel): matched = visible in both frames, "
+              "unmatched = occluded in frame 2 (no descriptor can match these; the interpolation fills them)")
+        print("| descriptor | all | matched | unmatched |\n|---|---|---|---|")
+        for d, r in occ_rows.items():
+            all_ = np.mean([r["per_pair"][k] for k in r["per_pair_matched"]])
+            print(f"| {d} | {all_:.3f} | {r['matched']:.3f} | {r.get('unmatched', float('nan')):.3f} |")
     lines = verdict(rows)
     print("\n".join(lines))
     if args.json:
