@@ -120,7 +120,6 @@ def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: 
     mean, seconds per pipeline call, (with `triplets`) FPR95 / top-1 and (with `boundary`) the share of
     motion-boundary triplets whose other-motion negative wins."""
     from flowmatch.evaluation.metrics import summary
-    from flowmatch.metrics import epe
 
     rows = {}
     positions = PatchPairSampler(frames, 21, augment=False, seed=5).sample(triplets) if triplets else None
@@ -128,14 +127,13 @@ def run(descs: list[str], preset: str, frames: list, with_zero: bool, triplets: 
     for desc in (["zero"] if with_zero else []) + descs:
         per_pair, per_seed, by_part, t0 = {}, {}, {}, time.perf_counter()
         for f in frames:
-            if desc == "zero":
-                pred = np.zeros_like(f.flow)
-                per_pair[f.name] = float(epe(pred, f.flow, f.valid))
-                continue
-            scores = [summary(flowmatch.flow(f.img1, f.img2, method=preset, seed=s, **(options or {}),
-                                             **descriptor_options(desc)), f.flow, f.valid, f.occlusion) for s in seeds]
-            per_seed[f.name] = [float(sc["EPE"]) for sc in scores]
-            per_pair[f.name] = float(np.mean(per_seed[f.name]))
+            preds = ([np.zeros_like(f.flow)] if desc == "zero" else
+                     [flowmatch.flow(f.img1, f.img2, method=preset, seed=s, **(options or {}), **descriptor_options(desc))
+                      for s in seeds])
+            scores = [summary(pred, f.flow, f.valid, f.occlusion) for pred in preds]
+            if desc != "zero":
+                per_seed[f.name] = [float(sc["EPE"]) for sc in scores]
+            per_pair[f.name] = float(np.mean([sc["EPE"] for sc in scores]))
             if f.occlusion is not None:  # Sintel's EPE matched / unmatched (visible in both frames / occluded)
                 for part in ("matched", "unmatched"):
                     v = [sc[f"EPE-{part}"] for sc in scores if np.isfinite(sc[f"EPE-{part}"])]

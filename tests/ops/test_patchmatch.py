@@ -54,13 +54,15 @@ def test_reaches_bruteforce_minimum(seed, device):
     torch.testing.assert_close(cost.double(), _recompute_cost(a, b, flow), rtol=1e-5, atol=1e-5)
 
 
-def test_more_passes_never_raise_a_cost_and_approach_the_minimum():
+@over_devices
+def test_more_passes_never_raise_a_cost_and_approach_the_minimum(device):
     """With one seed, k passes are the first k of 2k (the presets' pass counts rely on it: more passes only
     refine), so no pixel's cost rises with more passes; on a noisy field the mean keeps falling towards the
     brute-force minimum and never goes below it."""
     a, b, _ = _known_field(40, 56, 16, 5, noise=0.6)
     _, best = patchmatch_bruteforce(a, b)
-    costs = [patchmatch(a, b, iterations=k, radius=8, window=24, seed=9)[1] for k in (1, 2, 4, 8)]
+    costs = [patchmatch(a.to(device), b.to(device), iterations=k, radius=8, window=24, seed=9)[1].cpu()
+             for k in (1, 2, 4, 8)]
     for fewer, more in zip(costs, costs[1:]):
         assert bool((more <= fewer + 1e-5 * (1 + fewer)).all())
         assert more.mean() < fewer.mean()

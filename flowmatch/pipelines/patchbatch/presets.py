@@ -18,7 +18,7 @@ _FULL_SIZE_DIS = {"dis_finest_scale": 0, "dis_patch_stride": 6, "dis_iterations"
 
 PRESETS: dict[str, PipelineConfig] = {
     # descriptors every 2nd pixel (the network too), PCA to 32-D, coarse-to-fine PatchMatch (8 passes after
-    # 12 on the coarse level; was 4 after 6: -5 % on the synthetic tuning set for ~0.04 s, stop 32) whose
+    # 12 on the coarse level; was 4 after 6: -5 % on the synthetic tuning set for ~0.13 s, stop 32) whose
     # coarse level pools 2×2 descriptor cells (4 px) and searches ±48 of them, seeds every 2nd grid pixel,
     # a full-size DIS (as in "fast": -1.5 % held-out EPE for ~0.09 s), 5 refinement passes.  The 4-px
     # coarse level (was 8 px, ±24 cells) is what beat "thorough": -3 % on the held-out real pairs, -27 %
