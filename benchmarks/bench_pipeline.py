@@ -34,19 +34,21 @@ from flowmatch._paths import real_data_dir  # noqa: E402
 from flowmatch.pipelines.patchbatch import patchbatch_flow  # noqa: E402
 
 # Earlier presets are still reachable as variants: the first "accurate" is today's "thorough"; PREVIOUS
-# has the first "fast", stop 20's two, stop 23's two and stop 31's accurate (README "Presets: speed and
-# accuracy"); stop 23 moved fast to PCA 48 (stop 20's fast had 32), stop 24 both presets to a full-size DIS
-# (fast also to 3 PatchMatch passes), stop 32 accurate to 8 PatchMatch passes after 12 coarse ones (was 4
-# after 6, which every earlier accurate-based variant keeps).
+# has the first "fast", stop 20's two, stop 23's two, stop 31's accurate and stop 32's fast (README
+# "Presets: speed and accuracy").  Stop 23 moved fast to PCA 48 (stop 20's fast had 32), stop 24 both
+# presets to a full-size DIS (fast also to 3 PatchMatch passes), stop 32 accurate to 8 PatchMatch passes
+# after 12 coarse ones (was 4 after 6, which every earlier accurate-based variant keeps), stop 33 fast to
+# interpolation edges smoothed by 2 px (was 1, which every earlier fast-based variant keeps).
 _OLD_COARSE = "coarse_factor=4,coarse_window=24,coarse_radius=16"
 _STOP23_DIS = "dis_finest_scale=1,dis_patch_stride=3,dis_iterations=25"  # OpenCV's medium preset
 _STOP23_FAST = f"iterations=4,{_STOP23_DIS}"
 _STOP31_PASSES = "iterations=4,coarse_iterations=6"
+_STOP32_EDGES = "edge_sigma=1"
 PREVIOUS = {"first-fast": f"accurate:iterations=3,coarse_iterations=6,{_OLD_COARSE},{_STOP23_DIS}",
             "stop20-accurate": f"accurate:{_STOP31_PASSES},{_OLD_COARSE},{_STOP23_DIS}",
-            "stop20-fast": f"fast:downscale=1,pca_dim=32,{_STOP23_FAST}",
-            "stop23-fast": f"fast:{_STOP23_FAST}", "stop23-accurate": f"accurate:{_STOP31_PASSES},{_STOP23_DIS}",
-            "stop31-accurate": f"accurate:{_STOP31_PASSES}"}
+            "stop20-fast": f"fast:downscale=1,pca_dim=32,{_STOP23_FAST},{_STOP32_EDGES}",
+            "stop23-fast": f"fast:{_STOP23_FAST},{_STOP32_EDGES}", "stop23-accurate": f"accurate:{_STOP31_PASSES},{_STOP23_DIS}",
+            "stop31-accurate": f"accurate:{_STOP31_PASSES}", "stop32-fast": f"fast:{_STOP32_EDGES}"}
 
 
 def load_case(name: str):

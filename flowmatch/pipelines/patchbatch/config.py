@@ -44,6 +44,7 @@ _CONSISTENCY_RULES = {"threshold": Float(0.0, 1e4), "cost_quantile": Float(0.0, 
 INTERPOLATORS = ("epic", "opencv-epic", "opencv-ric")
 _INTERPOLATION_RULES = {"nn": Int(1, 4096), "coef_kernel": Float(0.0, 1e3), "affine": Bool(),
                         "pref_nn": Int(0, 4096), "pref_th": Float(0.0, 1e6), "edge_scale": Float(0.0, 1e3),
+                        "edge_sigma": Float(0.0, 100.0),
                         "interpolator": OneOf(INTERPOLATORS)}
 # DIS patches are 8×8 (OpenCV's medium preset): a stride above 8 corrupts OpenCV's heap, so it is capped.
 _REFINEMENT_RULES = {"enabled": Bool(), "dis": Bool(), "dis_max_change": Float(0.0, 1e6),
@@ -129,6 +130,7 @@ class InterpolationConfig:
     pref_nn: int = 50              # prefilter neighbours (0 = off)
     pref_th: float = 5.0           # prefilter threshold (px)
     edge_scale: float = 1.0        # weight of image edges in the geodesic cost
+    edge_sigma: float = 1.0        # Gaussian smoothing of the frame before its edges are taken, px (0 = none)
 
     def __post_init__(self) -> None:
         _check_fields(self, _INTERPOLATION_RULES)

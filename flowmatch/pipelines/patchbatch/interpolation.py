@@ -5,7 +5,7 @@ Three interpolators (InterpolationConfig.interpolator):
 - "epic": ours, EpicFlow-style (flowmatch.ops.edge_aware_interpolate on flowmatch's edge cost map);
 - "opencv-epic": cv2.ximgproc.EdgeAwareInterpolator (EpicFlow with a fast global smoother afterwards);
 - "opencv-ric": cv2.ximgproc.RICInterpolator (RIC: piecewise affine models on SLIC superpixels).
-The OpenCV ones run with OpenCV's own defaults; the nn/coef_kernel/affine/pref_*/edge_scale fields set
+The OpenCV ones run with OpenCV's own defaults; the nn/coef_kernel/affine/pref_*/edge_* fields set
 "epic" only.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ def densify(matches: Matches, image: np.ndarray, cfg: InterpolationConfig, image
 
 
 def _epic(matches: Matches, image: np.ndarray, cfg: InterpolationConfig) -> np.ndarray:
-    cost = edge_cost_map(image, scale=cfg.edge_scale)
+    cost = edge_cost_map(image, sigma=cfg.edge_sigma, scale=cfg.edge_scale)
     return edge_aware_interpolate(matches.points, matches.flows, cost, nn=cfg.nn, coef_kernel=cfg.coef_kernel,
                                   affine=cfg.affine, pref_nn=cfg.pref_nn, pref_th=cfg.pref_th)
 

@@ -117,7 +117,7 @@ def test_config_overrides_and_errors():
 # the method options users had before the stages got their own configs
 OPTIONS = ("descriptor descriptor_model descriptor_stride descriptor_net_stride pca_dim half iterations radius window seed coarse_factor "
            "coarse_window coarse_radius coarse_iterations subpixel consistency cost_quantile saliency_th seed_step nn "
-           "coef_kernel affine pref_nn pref_th edge_scale refine refine_dis dis_max_change dis_finest_scale dis_patch_stride dis_iterations refine_iterations "
+           "coef_kernel affine pref_nn pref_th edge_scale edge_sigma refine refine_dis dis_max_change dis_finest_scale dis_patch_stride dis_iterations refine_iterations "
            "refine_alpha threads raw_weight combine_with precision interpolator downscale downscale_min_side").split()
 
 

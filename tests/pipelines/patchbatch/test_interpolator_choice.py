@@ -51,6 +51,24 @@ def test_epic_is_unchanged():
     np.testing.assert_array_equal(densify(m, img, cfg), ref)
 
 
+def test_edge_sigma_is_the_smoothing_of_the_edge_map():
+    # two motions (left / right half) so that the edge map decides which matches a pixel takes
+    img, m = _frame(3), _matches(300)
+    m.flows[m.points[:, 0] > W / 2] = torch.tensor([-3.0, 4.0])
+    got = {}
+    for sigma in (0.0, 1.0, 4.0):
+        got[sigma] = densify(m, img, InterpolationConfig(nn=32, edge_sigma=sigma))
+        ref = edge_aware_interpolate(m.points, m.flows, edge_cost_map(img, sigma=sigma), nn=32, coef_kernel=0.8,
+                                     affine=True, pref_nn=50, pref_th=5.0)
+        np.testing.assert_array_equal(got[sigma], ref)
+    np.testing.assert_array_equal(got[1.0], densify(m, img, InterpolationConfig(nn=32)))  # the default
+    assert not np.array_equal(got[0.0], got[4.0])
+    assert OPTION_FIELDS["edge_sigma"] == ("interpolation", "edge_sigma")
+    for bad in (-1.0, float("nan"), 1e6, "2"):
+        with pytest.raises(InputError, match="edge_sigma"):
+            InterpolationConfig(edge_sigma=bad)
+
+
 @pytest.mark.parametrize("kind", ["opencv-epic", "opencv-ric"])
 def test_opencv_interpolators_equal_opencv_called_directly(kind):
     img, img2, m = _frame(0), _frame(5), _matches(400)
