@@ -164,8 +164,9 @@ def main() -> int:
             results.setdefault(name, {})[d] = res
     first = descs[0]
     head = " | ".join(f"{label(d)} all / occ / vis" for d in descs)
-    print(f"| variant | {head} | " + " | ".join(f"{label(d)} vs {label(first)}" for d in descs[1:]) + " |")
-    print("|---|" + "---|" * (len(descs) + len(descs) - 1))
+    cols = [head] + [f"{label(d)} vs {label(first)}" for d in descs[1:]]
+    print("| variant | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * (2 * len(descs) - 1))
     for name, per in results.items():
         cells = [f"{per[d]['all']:.3f} / {per[d]['occluded']:.2f} / {per[d]['visible']:.3f}" for d in descs]
         gaps = [f"{100 * (per[d]['all'] / per[first]['all'] - 1):+.1f} %" for d in descs[1:]]
