@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import flowmatch  # noqa: E402
 from flowmatch._paths import real_data_dir  # noqa: E402
+from flowmatch.errors import InputError  # noqa: E402
 from flowmatch.pipelines.patchbatch import patchbatch_flow  # noqa: E402
 
 # Earlier presets are still reachable as variants: the first "accurate" is today's "thorough"; PREVIOUS
@@ -77,8 +78,10 @@ def parse_variant(spec: str) -> tuple[str, str, dict]:
     """"NAME=PRESET:k=v,k=v" -> (NAME, PRESET, {k: v}) with ints, floats, booleans and None parsed."""
     name, _, rest = spec.partition("=")
     preset, _, opts = rest.partition(":")
-    options = dict(kv.split("=", 1) for kv in opts.split(",") if kv)
-    return name, preset or "fast", {k: _value(v) for k, v in options.items()}
+    items = [kv.split("=", 1) for kv in opts.split(",") if kv]
+    if not name or any(len(kv) != 2 or not kv[0] for kv in items):
+        raise InputError(f"a variant is NAME=PRESET:option=value,..., got {spec!r}")
+    return name, preset or "fast", {k: _value(v) for k, v in items}
 
 
 _NETWORKS: dict = {}
@@ -214,7 +217,10 @@ def main() -> None:
     img1, img2, gt, valid, name = load_case(args.case)
     print(f"bench_pipeline: {name} {img1.shape[1]}×{img1.shape[0]}, torch threads {torch.get_num_threads()}, "
           f"runs {args.runs}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    runs = pipelines(args)
+    try:
+        runs = pipelines(args)
+    except InputError as exc:
+        sys.exit(f"bench_pipeline: {exc}")
     if not args.skip_speed:
         speed(args, img1, img2, gt, valid, runs)
     if args.all_pairs:

@@ -77,7 +77,11 @@ def main() -> int:
     print(f"{2 * args.pairs} flying-photos pairs 1024×436, motions up to {args.max_motion:g} px, seeds {seeds}, "
           f"load average {os.getloadavg()[0]:.1f}\n")
     print("| pipeline | clean | final-like | mean | cpu s / pair |\n|---|---|---|---|---|")
-    parsed = [parse_variant(spec) for spec in specs + args.variant]
+    try:
+        parsed = [parse_variant(spec) for spec in specs + args.variant]
+    except InputError as exc:
+        print(f"bench_presets_synthetic: {exc}", file=sys.stderr)
+        return 2
     for name, _, opts in parsed:
         if "seed" in opts:
             print(f"bench_presets_synthetic: {name}: give seeds with --seeds, not as an option", file=sys.stderr)

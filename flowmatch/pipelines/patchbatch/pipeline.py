@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -136,8 +136,8 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
             previous call (a video's shared frame) is not run through the network again.
     Returns:
         H×W×2 float32 flow (pixels, u then v) [, stages dict: matches, PatchMatch flows and costs (at
-        the matching size when downscale > 1, stages["downscale"] the factor used), the interpolated
-        flow (full size), timings].
+        the matching size when downscale > 1, stages["downscale"] the factor used, stages["matching_frame"]
+        img1 at that size), the interpolated flow (full size), timings].
     Warns NoMatchesWarning (and returns the refined zero flow) when no match survives the check.
     """
     # value_range: of the frames (flowmatch.image.full_scale), e.g. 255 for float frames in [0, 255]
@@ -162,28 +162,47 @@ def patchbatch_flow(img1: Any, img2: Any, preset: str | PipelineConfig = "accura
         timer.stage("descriptors", f"{tuple(da.shape)} {str(da.dtype).replace('torch.', '')} on {dev}")
         fab, cab, fba, _ = match_descriptors(da, db, matching_at(cfg.matching, k), seed=cfg.seed)
         timer.stage("patchmatch", "both directions")
-        c = cfg.consistency
-        m = sparse_matches(fab, fba, cab, threshold=c.threshold, cost_quantile=c.cost_quantile, step=c.seed_step,
-                           scale=float(cfg.descriptors.stride))
-        m = drop_flat(m, ma, c.saliency_th)
-        n_grid = -(-fab.shape[0] // c.seed_step) * -(-fab.shape[1] // c.seed_step)
-        timer.stage("consistency", f"{len(m)} of {n_grid} grid matches kept")
-        if len(m) == 0:
-            warnings.warn("patchbatch: no match survived the consistency check; the flow is the variational "
-                          "refinement of zero flow", NoMatchesWarning, stacklevel=2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NoMatchesWarning)  # already reported above
-            dense = densify(m, ma, cfg.interpolation)
-        if k > 1:
-            dense = _upsample_flow(dense, a.shape[0], a.shape[1])
-        timer.stage("interpolate")
-        out = dense
-        if cfg.refinement.enabled:
-            out = refine(dense, a, b, refinement_at(cfg.refinement, k))
-            timer.stage("refine")
+        m, dense, out = late_stages(fab, fba, cab, ma, a, b, cfg, k, timer.stage)
         timer.done()
     if return_stages:
         return out, {"matches": m, "flow_ab": fab, "flow_ba": fba, "cost_ab": cab, "interpolated": dense,
                      "timings": timer.stages, "cpu_timings": timer.cpu, "config": cfg, "downscale": k,
+                     "matching_frame": ma,
                      "matching": matching_at(cfg.matching, k), "refinement": refinement_at(cfg.refinement, k)}
     return out
+
+
+def late_stages(flow_ab: torch.Tensor, flow_ba: torch.Tensor, cost_ab: torch.Tensor, frame: np.ndarray,
+                img1: np.ndarray, img2: np.ndarray, cfg: PipelineConfig, k: int,
+                stage: Callable[..., None] = lambda name, extra="": None):
+    """Stages 3-5 (consistency check, interpolation, refinement) on PatchMatch's results, as
+    patchbatch_flow runs them; benchmarks/bench_late_stages.py re-runs them on cached flows.
+
+    Args:
+        flow_ab, flow_ba, cost_ab: h×w×2 flows (grid px) and h×w cost of stage 2.
+        frame: img1 at the matching size (float32 H'×W'×3, [0, 255]; img1 itself when k == 1).
+        img1, img2: the full-size frames (refinement); cfg: the pipeline settings; k: the downscale used.
+        stage: called as stage(name, extra) when each stage ends (patchbatch_flow's timer).
+    Returns:
+        (Matches, interpolated H×W×2 flow, refined H×W×2 flow; the same array when refinement is off).
+    Warns NoMatchesWarning when no match survives the check."""
+    c = cfg.consistency
+    m = sparse_matches(flow_ab, flow_ba, cost_ab, threshold=c.threshold, cost_quantile=c.cost_quantile,
+                       step=c.seed_step, scale=float(cfg.descriptors.stride))
+    m = drop_flat(m, frame, c.saliency_th)
+    n_grid = -(-flow_ab.shape[0] // c.seed_step) * -(-flow_ab.shape[1] // c.seed_step)
+    stage("consistency", f"{len(m)} of {n_grid} grid matches kept")
+    if len(m) == 0:
+        warnings.warn("patchbatch: no match survived the consistency check; the flow is the variational "
+                      "refinement of zero flow", NoMatchesWarning, stacklevel=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoMatchesWarning)  # already reported above
+        dense = densify(m, frame, cfg.interpolation)
+    if k > 1:
+        dense = _upsample_flow(dense, img1.shape[0], img1.shape[1])
+    stage("interpolate")
+    out = dense
+    if cfg.refinement.enabled:
+        out = refine(dense, img1, img2, refinement_at(cfg.refinement, k))
+        stage("refine")
+    return m, dense, out

@@ -37,6 +37,26 @@ def test_translation_is_recovered(descriptor):
     assert np.median(err) < 0.25 and np.mean(err) < 0.6
 
 
+@pytest.mark.parametrize("size", [{}, {"downscale": 2, "downscale_min_side": 32}])
+def test_late_stages_rerun_on_cached_flows_equal_a_whole_run(size):
+    # benchmarks/bench_late_stages.py relies on this: stages 3-5 re-run on one call's PatchMatch results
+    # under other stage-3-5 options give what a whole pipeline run with those options gives
+    from flowmatch.pipelines.patchbatch.pipeline import late_stages
+    from flowmatch.pipelines.patchbatch.presets import resolve_config
+
+    a, b = _shifted_pair(H=128, W=160)
+    out, st = patchbatch_flow(a, b, preset="fast", descriptor="raw", return_stages=True, **size)
+    assert st["downscale"] == (2 if size else 1) and st["matching_frame"].shape[:2] == (128 // st["downscale"], 160 // st["downscale"])
+    late = dict(consistency=2.0, edge_sigma=3.0, nn=16, refine_iterations=2)
+    cfg = resolve_config("fast", descriptor="raw", **size, **late)
+    m, dense, got = late_stages(st["flow_ab"], st["flow_ba"], st["cost_ab"], st["matching_frame"], a.astype(np.float32),
+                                b.astype(np.float32), cfg, st["downscale"])
+    want, st2 = patchbatch_flow(a, b, preset="fast", descriptor="raw", return_stages=True, **size, **late)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(dense, st2["interpolated"])
+    assert len(m) == len(st2["matches"]) and not np.array_equal(got, out)
+
+
 def test_registered_methods_and_verbose_timings(capsys):
     names = {m.name for m in flowmatch.methods()}
     assert {"patchbatch-fast", "patchbatch-accurate"} <= names
